@@ -1,0 +1,215 @@
+"""Accounts: cash, positions, fees, realized PnL, and the margin arithmetic.
+
+Money is integer units (1e-8). A position keeps a signed quantity and a signed cost basis
+(the sum of signed entry notionals), so ``avg_px = cost / qty`` and reductions realize PnL
+exactly: whatever is removed from the cost basis is what the realized PnL is measured
+against. Hence ``sum(cash - cost) + fees collected + insurance fund`` is conserved exactly.
+
+Marks, equity and margins are floats (derived values, recomputed on demand).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from exchange.core.instruments import MONEY_SCALE, RATE_SCALE
+from exchange.protocol.messages import Account, AccountUpdate, Position
+
+if TYPE_CHECKING:
+    from exchange.core.book import Order, OrderBook
+
+
+class Holding:
+    """One account's stake in one symbol: position, cost basis, and open-order exposure."""
+
+    __slots__ = (
+        "book",
+        "cost",
+        "open_buy_qty",
+        "open_buy_value",
+        "open_sell_qty",
+        "open_sell_value",
+        "qty",
+        "realized",
+    )
+
+    def __init__(self, book: OrderBook) -> None:
+        self.book = book
+        self.qty = 0  # signed lots
+        self.cost = 0  # signed money units of the open position's entry notional
+        self.realized = 0  # money units, gross of fees
+        self.open_buy_qty = 0
+        self.open_sell_qty = 0
+        self.open_buy_value = 0  # sum of leaves x price (ticks x lots) of resting buys
+        self.open_sell_value = 0
+
+    def initial_margin(self, extra_buy: int = 0, extra_sell: int = 0) -> float:
+        """Worst-case initial margin (money units) of the position plus all open orders.
+
+        ``extra_buy``/``extra_sell`` add a prospective order's value (ticks x lots).
+        """
+        book = self.book
+        position_value = self.qty * book.mark
+        worst = max(
+            abs(position_value + self.open_buy_value + extra_buy),
+            abs(position_value - self.open_sell_value - extra_sell),
+        )
+        instrument = book.instrument
+        return worst * instrument.tick_value * instrument.im_rate / RATE_SCALE
+
+    def unrealized(self) -> float:
+        """Unrealized PnL in money units at the book's mark."""
+        return self.qty * self.book.mark * self.book.instrument.tick_value - self.cost
+
+    def maintenance_margin(self) -> float:
+        instrument = self.book.instrument
+        return (
+            abs(self.qty)
+            * self.book.mark
+            * instrument.tick_value
+            * instrument.mm_rate
+            / (RATE_SCALE)
+        )
+
+
+class AccountState:
+    """Everything the core knows about one account."""
+
+    __slots__ = (
+        "api_key",
+        "by_client_id",
+        "cash",
+        "deposits",
+        "fees",
+        "holdings",
+        "liquidating",
+        "max_open_orders",
+        "name",
+        "orders",
+        "realized",
+    )
+
+    def __init__(self, name: str, cash: int, api_key: str | None, max_open_orders: int) -> None:
+        self.name = name
+        self.api_key = api_key
+        self.cash = cash
+        self.deposits = cash
+        self.fees = 0
+        self.realized = 0
+        self.liquidating = False
+        self.max_open_orders = max_open_orders
+        self.holdings: dict[str, Holding] = {}
+        self.orders: dict[int, Order] = {}  # live orders by id, in order of acceptance
+        self.by_client_id: dict[str, Order] = {}
+
+    def holding(self, book: OrderBook) -> Holding:
+        """The holding for ``book``'s symbol, created empty on first use."""
+        holding = self.holdings.get(book.symbol)
+        if holding is None:
+            holding = self.holdings[book.symbol] = Holding(book)
+        return holding
+
+    def equity(self) -> float:
+        """Cash plus unrealized PnL, in money units."""
+        equity = float(self.cash)
+        for holding in self.holdings.values():
+            if holding.qty:
+                equity += holding.unrealized()
+        return equity
+
+    def initial_margin(self) -> float:
+        return sum(h.initial_margin() for h in self.holdings.values())
+
+    def maintenance_margin(self) -> float:
+        return sum(h.maintenance_margin() for h in self.holdings.values() if h.qty)
+
+    def cushion(self) -> float:
+        """Equity minus maintenance margin; the account is liquidated when this is negative."""
+        cushion = float(self.cash)
+        for holding in self.holdings.values():
+            qty = holding.qty
+            if qty:
+                book = holding.book
+                instrument = book.instrument
+                value = qty * book.mark * instrument.tick_value
+                cushion += value - holding.cost - abs(value) * instrument.mm_rate / RATE_SCALE
+        return cushion
+
+    def has_position(self) -> bool:
+        return any(h.qty for h in self.holdings.values())
+
+    def view(self, ts: int, seq: int) -> AccountUpdate:
+        """The ``account_update`` message of this account as of now."""
+        return AccountUpdate(**self._fields(), ts=ts, seq=seq)
+
+    def reply(self, ts: int | None, seq: int, req_id: str | int | None) -> Account:
+        """The ``account`` reply to ``get_account``."""
+        return Account(**self._fields(), ts=ts, seq=seq, req_id=req_id)
+
+    def _fields(self) -> dict[str, object]:
+        positions = []
+        unrealized = 0.0
+        initial = 0.0
+        maintenance = 0.0
+        for symbol, holding in self.holdings.items():
+            initial += holding.initial_margin()
+            if not holding.qty and not holding.realized:
+                continue
+            book = holding.book
+            instrument = book.instrument
+            pnl = holding.unrealized() if holding.qty else 0.0
+            unrealized += pnl
+            maintenance += holding.maintenance_margin()
+            avg = holding.cost / (holding.qty * instrument.tick_value) if holding.qty else 0.0
+            positions.append(
+                Position(
+                    symbol=symbol,
+                    qty=holding.qty,
+                    avg_px=instrument.to_price(avg) if holding.qty else 0.0,
+                    mark_px=instrument.to_price(book.mark),
+                    realized_pnl=holding.realized / MONEY_SCALE,
+                    unrealized_pnl=pnl / MONEY_SCALE,
+                )
+            )
+        equity = self.cash + unrealized
+        return {
+            "account": self.name,
+            "cash": self.cash / MONEY_SCALE,
+            "equity": equity / MONEY_SCALE,
+            "realized_pnl": self.realized / MONEY_SCALE,
+            "unrealized_pnl": unrealized / MONEY_SCALE,
+            "fees": self.fees / MONEY_SCALE,
+            "initial_margin": initial / MONEY_SCALE,
+            "maintenance_margin": maintenance / MONEY_SCALE,
+            "available": (equity - initial) / MONEY_SCALE,
+            "positions": positions,
+            "liquidating": self.liquidating,
+        }
+
+
+def apply_fill(account: AccountState, holding: Holding, is_buy: bool, qty: int, ticks: int) -> None:
+    """Move ``qty`` lots at ``ticks`` into the position; realize PnL on any reduction."""
+    tick_value = holding.book.instrument.tick_value
+    position = holding.qty
+    if position == 0 or (position > 0) == is_buy:
+        notional = ticks * qty * tick_value
+        holding.cost += notional if is_buy else -notional
+        holding.qty = position + qty if is_buy else position - qty
+        return
+    size = -position if position < 0 else position
+    closing = qty if qty < size else size
+    cost = holding.cost
+    removed = cost * closing // size if cost >= 0 else -((-cost) * closing // size)
+    exit_value = ticks * closing * tick_value
+    realized = (exit_value if position > 0 else -exit_value) - removed
+    holding.cost = cost - removed
+    holding.realized += realized
+    account.realized += realized
+    account.cash += realized
+    position = position + closing if is_buy else position - closing
+    opening = qty - closing
+    if opening:
+        notional = ticks * opening * tick_value
+        holding.cost = notional if is_buy else -notional
+        position = opening if is_buy else -opening
+    holding.qty = position

@@ -1,0 +1,232 @@
+"""The order book of one symbol: resting orders in price levels, FIFO within a level.
+
+Prices are integer ticks. Each side is a dict ``price -> Level``; a heap per side (lazy:
+entries of vanished levels are skipped) finds the next best price when the best level empties.
+A level keeps its orders in a deque; a cancelled order is only flagged dead and skipped when
+it reaches the front, which makes cancels O(1). The level's ``qty`` counts live quantity only.
+
+The book records which levels changed since ``take_changes`` was last called, so the core can
+publish one L2 delta per command.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from heapq import heapify, heappop, heappush
+from typing import Any
+
+import msgspec
+
+from exchange.core.instruments import Instrument
+
+NO_BID = 0
+NO_ASK = 0
+
+
+class Order(msgspec.Struct, gc=False):
+    """A live (or just finished) order. Mutable; owned by the core, never sent as is."""
+
+    order_id: int
+    account: Any  # AccountState; typed loosely to keep this module free of accounts
+    book: Any  # OrderBook
+    is_buy: bool
+    price: int  # ticks; 0 for a market order
+    qty: int
+    leaves: int
+    cum_qty: int = 0
+    cum_cost: int = 0  # sum of fill ticks x lots, for avg_px
+    client_order_id: str | None = None
+    order_type: str = "limit"
+    tif: str = "gtc"
+    post_only: bool = False
+    stp: str = "expire_taker"
+    live: bool = False  # resting in the book
+    liquidation: bool = False
+
+
+class Level:
+    """Orders resting at one price; ``qty`` is the live quantity, ``dead`` flagged entries."""
+
+    __slots__ = ("dead", "orders", "qty")
+
+    def __init__(self) -> None:
+        self.qty = 0
+        self.dead = 0
+        self.orders: deque[Order] = deque()
+
+    def compact(self) -> None:
+        """Drop dead entries (keeps FIFO order of the live ones)."""
+        self.orders = deque(o for o in self.orders if o.live)
+        self.dead = 0
+
+
+class OrderBook:
+    """Both sides of one symbol's book plus its last trade and last published BBO."""
+
+    __slots__ = (
+        "ask_heap",
+        "asks",
+        "best_ask",
+        "best_bid",
+        "bid_heap",
+        "bids",
+        "changed_asks",
+        "changed_bids",
+        "instrument",
+        "last_bbo",
+        "last_trade",
+        "mark",
+        "symbol",
+    )
+
+    def __init__(self, instrument: Instrument) -> None:
+        self.instrument = instrument
+        self.symbol = instrument.symbol
+        self.bids: dict[int, Level] = {}
+        self.asks: dict[int, Level] = {}
+        self.bid_heap: list[int] = []  # negated prices
+        self.ask_heap: list[int] = []
+        self.best_bid = NO_BID
+        self.best_ask = NO_ASK
+        self.last_trade = 0  # ticks, 0 = none yet
+        self.changed_bids: set[int] = set()
+        self.changed_asks: set[int] = set()
+        self.last_bbo: tuple[int, int, int, int] = (0, 0, 0, 0)
+        self.mark: float = float(instrument.reference_ticks)
+
+    # ------------------------------------------------------------------ resting orders
+
+    def add(self, order: Order) -> None:
+        """Rest ``order`` at the back of its price level (it must not cross)."""
+        price = order.price
+        if order.is_buy:
+            level = self.bids.get(price)
+            if level is None:
+                level = self.bids[price] = Level()
+                heappush(self.bid_heap, -price)
+                if price > self.best_bid:
+                    self.best_bid = price
+            self.changed_bids.add(price)
+        else:
+            level = self.asks.get(price)
+            if level is None:
+                level = self.asks[price] = Level()
+                heappush(self.ask_heap, price)
+                if self.best_ask == NO_ASK or price < self.best_ask:
+                    self.best_ask = price
+            self.changed_asks.add(price)
+        level.orders.append(order)
+        level.qty += order.leaves
+        order.live = True
+
+    def remove(self, order: Order) -> None:
+        """Take a resting order out of the book (cancel, amend that loses priority)."""
+        price = order.price
+        side = self.bids if order.is_buy else self.asks
+        level = side[price]
+        order.live = False
+        level.qty -= order.leaves
+        if order.is_buy:
+            self.changed_bids.add(price)
+        else:
+            self.changed_asks.add(price)
+        if level.qty == 0:
+            self.drop_level(order.is_buy, price)
+            return
+        level.dead += 1
+        if level.dead > 32 and level.dead > len(level.orders) // 2:
+            level.compact()
+
+    def reduce(self, order: Order, by: int) -> None:
+        """Lower a resting order's leaves by ``by`` in place (keeps time priority)."""
+        side = self.bids if order.is_buy else self.asks
+        side[order.price].qty -= by
+        order.leaves -= by
+        if order.is_buy:
+            self.changed_bids.add(order.price)
+        else:
+            self.changed_asks.add(order.price)
+
+    def drop_level(self, is_buy: bool, price: int) -> None:
+        """Delete an empty level and move the best price on if it was the best."""
+        if is_buy:
+            del self.bids[price]
+            if price == self.best_bid:
+                heap, levels = self.bid_heap, self.bids
+                while heap and -heap[0] not in levels:
+                    heappop(heap)
+                self.best_bid = -heap[0] if heap else NO_BID
+            if len(self.bid_heap) > 64 and len(self.bid_heap) > 4 * len(self.bids):
+                self.bid_heap = [-p for p in self.bids]
+                heapify(self.bid_heap)
+        else:
+            del self.asks[price]
+            if price == self.best_ask:
+                heap, levels = self.ask_heap, self.asks
+                while heap and heap[0] not in levels:
+                    heappop(heap)
+                self.best_ask = heap[0] if heap else NO_ASK
+            if len(self.ask_heap) > 64 and len(self.ask_heap) > 4 * len(self.asks):
+                self.ask_heap = list(self.asks)
+                heapify(self.ask_heap)
+
+    # ------------------------------------------------------------------ views
+
+    def take_changes(self) -> tuple[list[tuple[float, int]], list[tuple[float, int]]]:
+        """Changed levels since the last call as display ``(price, qty)``, best first."""
+        to_price = self.instrument.to_price
+        bids, asks = self.bids, self.asks
+        changed_bids: list[tuple[float, int]] = []
+        changed_asks: list[tuple[float, int]] = []
+        if self.changed_bids:
+            for price in sorted(self.changed_bids, reverse=True):
+                level = bids.get(price)
+                changed_bids.append((to_price(price), level.qty if level else 0))
+            self.changed_bids = set()
+        if self.changed_asks:
+            for price in sorted(self.changed_asks):
+                level = asks.get(price)
+                changed_asks.append((to_price(price), level.qty if level else 0))
+            self.changed_asks = set()
+        return changed_bids, changed_asks
+
+    def depth(
+        self, depth: int | None = None
+    ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+        """Top ``depth`` levels (all when None) of each side as ``(ticks, qty)``, best first."""
+        bid_prices = sorted(self.bids, reverse=True)
+        ask_prices = sorted(self.asks)
+        if depth is not None:
+            bid_prices = bid_prices[:depth]
+            ask_prices = ask_prices[:depth]
+        return (
+            [(p, self.bids[p].qty) for p in bid_prices],
+            [(p, self.asks[p].qty) for p in ask_prices],
+        )
+
+    def iter_orders(self, is_buy: bool, prices: list[int]) -> list[Order]:
+        """Live orders at the given prices of one side, in matching order."""
+        side = self.bids if is_buy else self.asks
+        return [o for p in prices if p in side for o in side[p].orders if o.live]
+
+    def bbo(self) -> tuple[int, int, int, int]:
+        """``(bid, bid_qty, ask, ask_qty)`` in ticks; 0 for a missing side."""
+        bid, ask = self.best_bid, self.best_ask
+        return (
+            bid,
+            self.bids[bid].qty if bid else 0,
+            ask,
+            self.asks[ask].qty if ask else 0,
+        )
+
+    def compute_mark(self) -> float:
+        """Mark price in ticks: mid when both sides exist, else last trade, else reference."""
+        if self.best_bid and self.best_ask:
+            return (self.best_bid + self.best_ask) / 2
+        if self.last_trade:
+            return float(self.last_trade)
+        return float(self.instrument.reference_ticks)
+
+    def band_reference(self) -> int:
+        """Ticks the price band is centred on: the last trade, else the reference price."""
+        return self.last_trade or self.instrument.reference_ticks

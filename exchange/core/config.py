@@ -1,0 +1,30 @@
+"""What the core is built from: instruments, starting accounts, limits."""
+
+from __future__ import annotations
+
+import msgspec
+
+from exchange.core.instruments import InstrumentSpec
+
+
+class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An account that exists from the start (e.g. a ``[[accounts]]`` TOML table)."""
+
+    name: str
+    cash: float
+    api_key: str | None = None
+    max_open_orders: int | None = None
+
+
+class CoreConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The matching core's configuration. Changing it changes behaviour, so a journal is only
+    replayable with the configuration it was written under."""
+
+    instruments: list[InstrumentSpec]
+    accounts: list[AccountSpec] = []
+    max_open_orders: int = 200
+    insurance_account: str = "insurance_fund"
+    insurance_fund_cash: float = 1_000_000.0
+    done_order_memory: int = 100_000
+    """How many finished orders the core remembers, to answer ``too_late`` instead of
+    ``unknown_order``."""

@@ -1,0 +1,117 @@
+"""The engine's internal wire protocol: the command port (gateways) and the event port.
+
+Command port (``--command-port``, gateways only). A gateway sends frames holding one envelope
+or a JSON array of envelopes (``GatewayToEngine``); every envelope carries a gateway-chosen
+``id``. The engine answers each envelope with exactly one ``EngineReply`` carrying the same
+``id`` and, in order, the private messages the request caused (execution reports, cancel
+rejects, ``cancel_all_done``, account updates, ``logged_in``/``registered``/``account``/
+``orders`` answers, errors). Replies to one frame are sent batched in one frame. Private
+events that belong to accounts but were caused by someone else's request (a resting order
+filled) reach every connected gateway as ``EnginePush``; gateways route by ``account``.
+
+Event port (``--event-port``). A consumer sends one ``StreamRequest``. With ``since`` = a seq
+it already has, the engine sends every event after it (from memory or, later, the journal);
+with ``since`` null, or one the engine can no longer serve, it first sends an
+``EngineSnapshot`` (state as of ``seq``) and then every event after that. Event frames are
+JSON arrays of engine events (``exchange.protocol.messages.EngineEvent``) in gapless ``seq``
+order. An ``EngineHeartbeat`` (``last_seq``) arrives every second when nothing else does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from exchange.protocol.messages import (
+    AccountUpdate,
+    AmendOrder,
+    CancelAll,
+    CancelOrder,
+    GetAccount,
+    GetOrders,
+    InstrumentInfo,
+    NewOrder,
+    PriceLevel,
+)
+
+
+class _Envelope(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", kw_only=True
+):
+    id: int
+
+
+class Submit(_Envelope, tag="submit"):
+    """An order command on behalf of ``account`` (the gateway has authenticated it)."""
+
+    account: str
+    command: NewOrder | CancelOrder | AmendOrder | CancelAll
+
+
+class Authenticate(_Envelope, tag="authenticate"):
+    """Which account does ``api_key`` log into? Answered with ``logged_in`` or an error
+    ``auth_failed``."""
+
+    api_key: str
+
+
+class RegisterAccount(_Envelope, tag="register_account"):
+    """Open an account (sim mode). The engine picks the API key; answered with ``registered``
+    or an error (``register_disabled``, ``account_exists``, ``invalid_message``)."""
+
+    account: str
+    cash: float
+    req_id: str | int | None = None
+
+
+class Query(_Envelope, tag="query"):
+    """A read-only request for ``account``: answered with ``account`` or ``orders``."""
+
+    account: str
+    request: GetAccount | GetOrders
+
+
+GatewayToEngine = Submit | Authenticate | RegisterAccount | Query
+
+
+class EngineReply(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="reply"):
+    """Everything the envelope ``id`` caused that its requester must see, in order."""
+
+    id: int
+    messages: list[Any]
+
+
+class EnginePush(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="push"):
+    """Private events caused by another gateway's request (fills of resting orders,
+    liquidations, mark-to-market account updates)."""
+
+    events: list[Any]
+
+
+class StreamRequest(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="stream"
+):
+    since: int | None = None
+
+
+class BookState(msgspec.Struct, frozen=True, gc=False):
+    symbol: str
+    bids: list[PriceLevel]
+    asks: list[PriceLevel]
+    last_trade: float | None = None
+
+
+class EngineSnapshot(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="snapshot"):
+    """Full public state plus every account as of event ``seq``; events follow from seq + 1."""
+
+    seq: int
+    ts: int
+    instruments: list[InstrumentInfo]
+    books: list[BookState]
+    accounts: list[AccountUpdate]
+
+
+class EngineHeartbeat(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="heartbeat"):
+    ts: int
+    last_seq: int

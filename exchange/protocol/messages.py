@@ -1,0 +1,497 @@
+"""Every wire message of the public contract (PROTOCOL.md), as frozen msgspec Structs.
+
+One place for all shapes: client requests to the gateway, the gateway's and engine's
+replies, public market data, and the engine's internal event stream. Each Struct is tagged
+with its ``"type"`` so that one decoder per direction dispatches a tagged union.
+
+Requests reject unknown fields (``forbid_unknown_fields``); server messages are plain.
+Server-side Structs use ``gc=False``: they never hold reference cycles, and skipping GC
+tracking makes them cheaper to build on the hot path.
+
+Imports only msgspec and the standard library (enforced by tests/unit/test_import_rules.py).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+Side = Literal["buy", "sell"]
+OrderType = Literal["limit", "market"]
+TimeInForce = Literal["gtc", "ioc", "fok"]
+SelfTradePrevention = Literal["expire_taker", "expire_maker", "expire_both"]
+ExecType = Literal["new", "trade", "canceled", "replaced", "rejected", "expired"]
+OrderStatus = Literal["new", "partially_filled", "filled", "canceled", "rejected", "expired"]
+Liquidity = Literal["maker", "taker"]
+RequestId = str | int | None
+
+REJECT_REASONS: tuple[str, ...] = (
+    "unknown_symbol",
+    "invalid_price",
+    "invalid_qty",
+    "price_band",
+    "max_order_qty",
+    "insufficient_margin",
+    "max_position",
+    "max_open_orders",
+    "rate_limited",
+    "post_only_would_cross",
+    "fok_unfilled",
+    "no_liquidity",
+    "duplicate_client_order_id",
+    "unknown_order",
+    "too_late",
+    "self_trade",
+    "account_liquidating",
+    "engine_unavailable",
+)
+RejectReason = Literal[
+    "unknown_symbol",
+    "invalid_price",
+    "invalid_qty",
+    "price_band",
+    "max_order_qty",
+    "insufficient_margin",
+    "max_position",
+    "max_open_orders",
+    "rate_limited",
+    "post_only_would_cross",
+    "fok_unfilled",
+    "no_liquidity",
+    "duplicate_client_order_id",
+    "unknown_order",
+    "too_late",
+    "self_trade",
+    "account_liquidating",
+    "engine_unavailable",
+]
+
+ErrorCode = Literal[
+    "invalid_message",
+    "not_logged_in",
+    "auth_failed",
+    "already_logged_in",
+    "register_disabled",
+    "account_exists",
+    "forbidden",
+    "unknown_channel",
+    "slow_consumer",
+    "engine_unavailable",
+    "rate_limited",
+    "internal_error",
+]
+
+
+class _Request(
+    msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", kw_only=True
+):
+    """Base of every client request: an optional client-chosen ``req_id`` echoed on replies."""
+
+    req_id: RequestId = None
+
+
+class _Server(msgspec.Struct, frozen=True, gc=False, tag_field="type", kw_only=True):
+    """Base of every message a server sends."""
+
+
+# --------------------------------------------------------------------------- requests
+
+
+class Login(_Request, tag="login"):
+    api_key: str
+    cancel_on_disconnect: bool = False
+
+
+class Register(_Request, tag="register"):
+    account: str
+    cash: float
+
+
+class NewOrder(_Request, tag="new_order"):
+    symbol: str
+    side: Side
+    qty: int
+    order_type: OrderType = "limit"
+    price: float | None = None
+    tif: TimeInForce = "gtc"
+    post_only: bool = False
+    client_order_id: str | None = None
+    stp: SelfTradePrevention = "expire_taker"
+
+
+class CancelOrder(_Request, tag="cancel_order"):
+    order_id: int | None = None
+    client_order_id: str | None = None
+
+
+class AmendOrder(_Request, tag="amend_order"):
+    order_id: int | None = None
+    client_order_id: str | None = None
+    qty: int | None = None
+    price: float | None = None
+
+
+class CancelAll(_Request, tag="cancel_all"):
+    symbol: str | None = None
+
+
+class GetAccount(_Request, tag="get_account"):
+    pass
+
+
+class GetOrders(_Request, tag="get_orders"):
+    symbol: str | None = None
+
+
+class Ping(_Request, tag="ping"):
+    pass
+
+
+ClientRequest = (
+    Login
+    | Register
+    | NewOrder
+    | CancelOrder
+    | AmendOrder
+    | CancelAll
+    | GetAccount
+    | GetOrders
+    | Ping
+)
+
+
+class CreateAccount(_Request, tag="create_account"):
+    """Engine command (never from clients): open an account, e.g. for a ``register`` request.
+
+    The engine process picks the API key, so replaying the journal recreates the same key.
+    """
+
+    account: str
+    cash: float
+    api_key: str | None = None
+    max_open_orders: int | None = None
+
+
+class Revalue(_Request, tag="revalue"):
+    """Engine command (timer): publish ``account_update`` for every account whose equity moved
+    with the marks since its last update."""
+
+
+OrderCommand = NewOrder | CancelOrder | AmendOrder | CancelAll
+"""The client requests that change exchange state."""
+CoreCommand = NewOrder | CancelOrder | AmendOrder | CancelAll | CreateAccount | Revalue
+"""Everything ``Exchange.submit`` accepts, and so everything the journal records."""
+
+
+# --------------------------------------------------------------------------- order entry replies
+
+
+class Limits(msgspec.Struct, frozen=True, gc=False):
+    orders_per_second: float
+    burst: int
+    max_open_orders: int
+
+
+class LoggedIn(_Server, tag="logged_in"):
+    account: str
+    limits: Limits
+    req_id: RequestId = None
+
+
+class Registered(_Server, tag="registered"):
+    account: str
+    api_key: str
+    limits: Limits
+    req_id: RequestId = None
+
+
+class Pong(_Server, tag="pong"):
+    ts: int | None = None
+    req_id: RequestId = None
+
+
+class Error(_Server, tag="error"):
+    """A message that could not be handled; ``ref`` is its client_order_id, else req_id."""
+
+    code: ErrorCode
+    text: str
+    ref: RequestId = None
+    retry_after_ms: int | None = None
+
+
+class ExecutionReport(_Server, tag="execution_report"):
+    """One order transition (FIX semantics). ``account`` names the owner, as FIX tag 1 does."""
+
+    exec_type: ExecType
+    status: OrderStatus
+    order_id: int | None
+    client_order_id: str | None
+    account: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    tif: TimeInForce
+    price: float | None
+    qty: int
+    cum_qty: int
+    leaves_qty: int
+    avg_px: float
+    trade_id: int | None = None
+    last_px: float | None = None
+    last_qty: int | None = None
+    liquidity: Liquidity | None = None
+    fee: float | None = None
+    reject_reason: RejectReason | None = None
+    text: str | None = None
+    post_only: bool = False
+    liquidation: bool = False
+    retry_after_ms: int | None = None
+    req_id: RequestId = None
+    ts: int | None = None
+    seq: int | None = None
+
+
+class CancelReject(_Server, tag="cancel_reject"):
+    request: Literal["cancel", "amend"]
+    order_id: int | None
+    client_order_id: str | None
+    reject_reason: RejectReason
+    text: str
+    status: OrderStatus | None
+    account: str
+    req_id: RequestId = None
+    ts: int | None = None
+    seq: int | None = None
+
+
+class CancelAllDone(_Server, tag="cancel_all_done"):
+    canceled: int
+    account: str
+    symbol: str | None = None
+    req_id: RequestId = None
+    ts: int | None = None
+    seq: int | None = None
+
+
+class Position(msgspec.Struct, frozen=True, gc=False):
+    symbol: str
+    qty: int
+    avg_px: float
+    mark_px: float
+    realized_pnl: float
+    unrealized_pnl: float
+
+
+class AccountUpdate(_Server, tag="account_update"):
+    account: str
+    cash: float
+    equity: float
+    realized_pnl: float
+    unrealized_pnl: float
+    fees: float
+    initial_margin: float
+    maintenance_margin: float
+    available: float
+    positions: list[Position]
+    liquidating: bool = False
+    ts: int | None = None
+    seq: int | None = None
+
+
+class Account(_Server, tag="account"):
+    """Reply to ``get_account``: the shape of ``account_update`` as of event ``seq``."""
+
+    account: str
+    cash: float
+    equity: float
+    realized_pnl: float
+    unrealized_pnl: float
+    fees: float
+    initial_margin: float
+    maintenance_margin: float
+    available: float
+    positions: list[Position]
+    liquidating: bool = False
+    ts: int | None = None
+    seq: int | None = None
+    req_id: RequestId = None
+
+
+class OrderInfo(msgspec.Struct, frozen=True, gc=False):
+    """A live order as ``get_orders`` lists it: the order fields of an execution report."""
+
+    order_id: int
+    client_order_id: str | None
+    symbol: str
+    side: Side
+    order_type: OrderType
+    tif: TimeInForce
+    price: float | None
+    qty: int
+    cum_qty: int
+    leaves_qty: int
+    avg_px: float
+    status: OrderStatus
+    post_only: bool = False
+
+
+class Orders(_Server, tag="orders"):
+    orders: list[OrderInfo]
+    symbol: str | None = None
+    req_id: RequestId = None
+    seq: int | None = None
+
+
+# --------------------------------------------------------------------------- market data
+
+PriceLevel = tuple[float, int]
+
+
+class Subscribe(_Request, tag="subscribe"):
+    channels: list[str]
+    depth: int = 10
+    token: str | None = None
+
+
+class Unsubscribe(_Request, tag="unsubscribe"):
+    channels: list[str]
+
+
+MarketDataRequest = Subscribe | Unsubscribe | Ping
+
+
+class Subscribed(_Server, tag="subscribed"):
+    channels: list[str]
+    req_id: RequestId = None
+
+
+class Unsubscribed(_Server, tag="unsubscribed"):
+    channels: list[str]
+    req_id: RequestId = None
+
+
+class InstrumentInfo(msgspec.Struct, frozen=True, gc=False):
+    symbol: str
+    tick_size: float
+    lot_size: float
+    reference_price: float
+    initial_margin: float
+    maintenance_margin: float
+    max_order_qty: int
+    max_position: int
+    price_band: float
+    maker_fee: float
+    taker_fee: float
+
+
+class Instruments(_Server, tag="instruments"):
+    instruments: list[InstrumentInfo]
+
+
+class BookSnapshot(_Server, tag="book_snapshot"):
+    symbol: str
+    seq: int
+    ts: int
+    bids: list[PriceLevel]
+    asks: list[PriceLevel]
+
+
+class BookUpdate(_Server, tag="book_update"):
+    symbol: str
+    seq: int
+    prev_seq: int
+    ts: int
+    bids: list[PriceLevel]
+    asks: list[PriceLevel]
+
+
+class Trade(_Server, tag="trade"):
+    """The public trade: no account names."""
+
+    symbol: str
+    trade_id: int
+    price: float
+    qty: int
+    aggressor: Side
+    ts: int
+    seq: int
+
+
+class Bbo(_Server, tag="bbo"):
+    symbol: str
+    bid: float | None
+    bid_qty: int
+    ask: float | None
+    ask_qty: int
+    ts: int
+    seq: int
+
+
+class Liquidation(_Server, tag="liquidation"):
+    account: str
+    symbol: str
+    side: Side
+    qty: int
+    price: float
+    ts: int
+    seq: int
+
+
+class Heartbeat(_Server, tag="heartbeat"):
+    ts: int
+    seqs: dict[str, int]
+
+
+class Trades(_Server, tag="trades"):
+    symbol: str
+    trades: list[Trade]
+
+
+# --------------------------------------------------------------------------- engine events
+
+
+class BookDelta(_Server, tag="book_delta"):
+    """Engine event: the levels of one symbol that one command changed (absolute qty, 0 = gone).
+
+    The relay chains these per symbol into public ``book_update`` messages with ``prev_seq``.
+    """
+
+    symbol: str
+    bids: list[PriceLevel]
+    asks: list[PriceLevel]
+    ts: int
+    seq: int
+
+
+class Fill(_Server, tag="fill"):
+    """Engine event: one trade with both sides named (for the exporter; the relay strips it)."""
+
+    symbol: str
+    trade_id: int
+    price: float
+    qty: int
+    aggressor: Side
+    buy_account: str
+    sell_account: str
+    buy_order_id: int
+    sell_order_id: int
+    buy_fee: float
+    sell_fee: float
+    liquidation: bool
+    ts: int
+    seq: int
+
+
+EngineEvent = (
+    ExecutionReport
+    | CancelReject
+    | CancelAllDone
+    | AccountUpdate
+    | BookDelta
+    | Fill
+    | Bbo
+    | Liquidation
+    | Error
+)
+"""What ``exchange.core.Exchange.submit`` returns: each carries the engine-wide ``seq``."""
