@@ -4,16 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from exchange.core.instruments import InstrumentSpec
-
-
-class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """An account that exists from the start (e.g. a ``[[accounts]]`` TOML table)."""
-
-    name: str
-    cash: float
-    api_key: str | None = None
-    max_open_orders: int | None = None
+from exchange.protocol.config import AccountSpec, InstrumentSpec
 
 
 class CoreConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-import msgspec
-
+from exchange.protocol.config import InstrumentSpec
 from exchange.protocol.messages import InstrumentInfo
 
 MONEY_SCALE = 10**8
@@ -30,22 +29,6 @@ def rate_to_int(rate: float | str | Decimal) -> int:
     if scaled != scaled.to_integral_value():
         raise ValueError(f"rate {rate} is finer than 1e-8")
     return int(scaled)
-
-
-class InstrumentSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """An instrument as configured (display units), e.g. from the ``[[instruments]]`` TOML table."""
-
-    symbol: str
-    tick_size: float
-    reference_price: float
-    lot_size: float = 1.0
-    initial_margin: float = 0.1
-    maintenance_margin: float = 0.05
-    max_order_qty: int = 1_000_000
-    max_position: int = 10_000_000
-    price_band: float = 0.1
-    maker_fee: float = 0.0
-    taker_fee: float = 0.0
 
 
 class Instrument:

@@ -1,0 +1,38 @@
+"""Running a process: uvloop, SIGTERM/SIGINT to a stop event, the ``listening`` line."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+
+def announce_listening(**ports: int) -> None:
+    """Print the one stdout line tests and scripts wait for: ``listening name=port ...``."""
+    fields = " ".join(f"{name}={port}" for name, port in ports.items())
+    print(f"listening {fields}", flush=True)
+
+
+def stop_event_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (call inside the running loop)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+    return stop
+
+
+def run(main: Callable[[], Coroutine[Any, Any, int | None]]) -> None:
+    """Run ``main`` on uvloop (asyncio when unavailable) and exit with its return code."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Unix
+        code = asyncio.run(main())
+    else:
+        code = uvloop.run(main())
+    sys.exit(code or 0)
