@@ -10,7 +10,7 @@ Marks, equity and margins are floats (derived values, recomputed on demand).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from exchange.core.instruments import MONEY_SCALE, RATE_SCALE
 from exchange.protocol.messages import Account, AccountUpdate, Position
@@ -140,51 +140,75 @@ class AccountState:
 
     def view(self, ts: int, seq: int) -> AccountUpdate:
         """The ``account_update`` message of this account as of now."""
-        return AccountUpdate(**self._fields(), ts=ts, seq=seq)
+        return AccountUpdate(*self._numbers(), ts=ts, seq=seq)
 
     def reply(self, ts: int | None, seq: int, req_id: str | int | None) -> Account:
         """The ``account`` reply to ``get_account``."""
-        return Account(**self._fields(), ts=ts, seq=seq, req_id=req_id)
+        return Account(*self._numbers(), ts=ts, seq=seq, req_id=req_id)
 
-    def _fields(self) -> dict[str, object]:
+    def _numbers(self) -> tuple[Any, ...]:
+        """The fields of an account message, in declaration order, in one pass."""
         positions = []
         unrealized = 0.0
         initial = 0.0
         maintenance = 0.0
         for symbol, holding in self.holdings.items():
-            initial += holding.initial_margin()
-            if not holding.qty and not holding.realized:
-                continue
             book = holding.book
             instrument = book.instrument
-            pnl = holding.unrealized() if holding.qty else 0.0
+            mark = book.mark
+            tick_value = instrument.tick_value
+            qty = holding.qty
+            position_value = qty * mark
+            initial += (
+                max(
+                    abs(position_value + holding.open_buy_value),
+                    abs(position_value - holding.open_sell_value),
+                )
+                * tick_value
+                * instrument.im_rate
+            )
+            if not qty:
+                if holding.realized:
+                    positions.append(
+                        Position(
+                            symbol,
+                            0,
+                            0.0,
+                            instrument.to_price(mark),
+                            holding.realized / MONEY_SCALE,
+                            0.0,
+                        )
+                    )
+                continue
+            value = position_value * tick_value
+            pnl = value - holding.cost
             unrealized += pnl
-            maintenance += holding.maintenance_margin()
-            avg = holding.cost / (holding.qty * instrument.tick_value) if holding.qty else 0.0
+            maintenance += abs(value) * instrument.mm_rate
             positions.append(
                 Position(
-                    symbol=symbol,
-                    qty=holding.qty,
-                    avg_px=instrument.to_price(avg) if holding.qty else 0.0,
-                    mark_px=instrument.to_price(book.mark),
-                    realized_pnl=holding.realized / MONEY_SCALE,
-                    unrealized_pnl=pnl / MONEY_SCALE,
+                    symbol,
+                    qty,
+                    instrument.to_price(holding.cost / (qty * tick_value)),
+                    instrument.to_price(mark),
+                    holding.realized / MONEY_SCALE,
+                    pnl / MONEY_SCALE,
                 )
             )
         equity = self.cash + unrealized
-        return {
-            "account": self.name,
-            "cash": self.cash / MONEY_SCALE,
-            "equity": equity / MONEY_SCALE,
-            "realized_pnl": self.realized / MONEY_SCALE,
-            "unrealized_pnl": unrealized / MONEY_SCALE,
-            "fees": self.fees / MONEY_SCALE,
-            "initial_margin": initial / MONEY_SCALE,
-            "maintenance_margin": maintenance / MONEY_SCALE,
-            "available": (equity - initial) / MONEY_SCALE,
-            "positions": positions,
-            "liquidating": self.liquidating,
-        }
+        initial /= RATE_SCALE
+        return (
+            self.name,
+            self.cash / MONEY_SCALE,
+            equity / MONEY_SCALE,
+            self.realized / MONEY_SCALE,
+            unrealized / MONEY_SCALE,
+            self.fees / MONEY_SCALE,
+            initial / MONEY_SCALE,
+            maintenance / RATE_SCALE / MONEY_SCALE,
+            (equity - initial) / MONEY_SCALE,
+            positions,
+            self.liquidating,
+        )
 
 
 def apply_fill(account: AccountState, holding: Holding, is_buy: bool, qty: int, ticks: int) -> None:

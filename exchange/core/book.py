@@ -119,8 +119,13 @@ class OrderBook:
         level.qty += order.leaves
         order.live = True
 
-    def remove(self, order: Order) -> None:
-        """Take a resting order out of the book (cancel, amend that loses priority)."""
+    def remove(self, order: Order, purge: bool = False) -> None:
+        """Take a resting order out of the book.
+
+        By default the queue entry is only flagged dead (O(1)). Pass ``purge=True`` when the
+        same order object will be added again (an amend that loses priority), so the stale
+        entry cannot come back to life at its old queue position.
+        """
         price = order.price
         side = self.bids if order.is_buy else self.asks
         level = side[price]
@@ -132,6 +137,9 @@ class OrderBook:
             self.changed_asks.add(price)
         if level.qty == 0:
             self.drop_level(order.is_buy, price)
+            return
+        if purge:
+            level.orders.remove(order)
             return
         level.dead += 1
         if level.dead > 32 and level.dead > len(level.orders) // 2:

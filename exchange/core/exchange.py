@@ -147,6 +147,27 @@ class Exchange:
         order = self._orders.get(order_id)
         return self._order_info(order) if order else None
 
+    # ================================================================== state
+
+    def snapshot(self) -> bytes:
+        """The complete state as bytes (msgpack); ``Exchange.restore`` rebuilds it."""
+        from exchange.core.state import snapshot_bytes
+
+        return snapshot_bytes(self)
+
+    @classmethod
+    def restore(cls, config: CoreConfig, data: bytes) -> Exchange:
+        """A core equal in every observable way to the one ``data`` was taken from."""
+        from exchange.core.state import restore
+
+        return restore(config, data)
+
+    def state_hash(self) -> str:
+        """A digest of the whole state: equal for cores that processed the same commands."""
+        from exchange.core.state import state_hash
+
+        return state_hash(self)
+
     # ================================================================== commands
 
     def submit(self, account: str, command: Any, ts: int) -> list[Any]:
@@ -339,16 +360,35 @@ class Exchange:
     ) -> bool:
         """True if adding an order worth ``value`` (ticks x lots) keeps initial margin <= equity,
         or does not raise initial margin at all (reducing orders are always allowed)."""
-        before = holding.initial_margin()
-        after = holding.initial_margin(value, 0) if is_buy else holding.initial_margin(0, value)
+        book = holding.book
+        position_value = holding.qty * book.mark
+        long_side = position_value + holding.open_buy_value
+        short_side = position_value - holding.open_sell_value
+        before = max(abs(long_side), abs(short_side))
+        if is_buy:
+            long_side += value
+        else:
+            short_side -= value
+        after = max(abs(long_side), abs(short_side))
         if after <= before:
             return True
-        total = after - before
-        equity = float(account.cash)
+        instrument = book.instrument
+        total = (after - before) * instrument.tick_value * instrument.im_rate
+        equity = account.cash * RATE_SCALE
         for other in account.holdings.values():
-            total += other.initial_margin()
-            if other.qty:
-                equity += other.unrealized()
+            other_book = other.book
+            other_instrument = other_book.instrument
+            mark = other_book.mark
+            qty = other.qty
+            position_value = qty * mark
+            worst = max(
+                abs(position_value + other.open_buy_value),
+                abs(position_value - other.open_sell_value),
+            )
+            tick_value = other_instrument.tick_value
+            total += worst * tick_value * other_instrument.im_rate
+            if qty:
+                equity += (position_value * tick_value - other.cost) * RATE_SCALE
         return total <= equity
 
     def _fok_fillable(self, order: Order, limit: int) -> bool:
@@ -614,7 +654,7 @@ class Exchange:
             self._report(order, "replaced", _status(order), req_id=cmd.req_id)
             return
         # New price or more quantity: loses time priority (out and back in at the back).
-        self._unrest(order)
+        self._unrest(order, purge=True)
         order.qty = new_qty
         order.leaves = new_leaves
         order.price = new_price
@@ -695,10 +735,10 @@ class Exchange:
             if order.client_order_id is not None:
                 account.by_client_id[order.client_order_id] = order
 
-    def _unrest(self, order: Order) -> None:
+    def _unrest(self, order: Order, purge: bool = False) -> None:
         """Take a resting order out of the book and out of its holding's exposure."""
         book = order.book
-        book.remove(order)
+        book.remove(order, purge)
         self._touched_books[book.symbol] = book
         holding = order.account.holdings[book.symbol]
         if order.is_buy:
@@ -908,7 +948,7 @@ class Exchange:
         reported = self._reported_equity
         for name, account in self._accounts.items():
             if account.has_position():
-                equity = account.equity()
+                equity = account.equity() / MONEY_SCALE
                 if reported.get(name) != equity:
                     self._touched_accounts[name] = account
 
@@ -920,12 +960,17 @@ class Exchange:
         retried = False
         while True:
             moved = self._publish_books()
-            suspects: dict[str, AccountState] = dict(touched_accounts)
+            suspects = touched_accounts
             for book in moved:
-                for name in self._watch.breached(book.symbol, book.mark):
-                    suspects[name] = self._accounts[name]
-            for account in self._check_accounts(suspects):
-                self._liquidate(account)
+                breached = self._watch.breached(book.symbol, book.mark)
+                if breached:
+                    if suspects is touched_accounts:
+                        suspects = dict(touched_accounts)
+                    for name in breached:
+                        suspects[name] = self._accounts[name]
+            if suspects:
+                for account in self._check_accounts(suspects):
+                    self._liquidate(account)
             if self._liquidating and not retried:
                 retried = True
                 self._retry_liquidations()
@@ -937,8 +982,9 @@ class Exchange:
             reported = self._reported_equity
             for name, account in touched_accounts.items():
                 self._seq += 1
-                events.append(account.view(ts, self._seq))
-                reported[name] = account.equity()
+                update = account.view(ts, self._seq)
+                events.append(update)
+                reported[name] = update.equity
             touched_accounts.clear()
 
     def _publish_books(self) -> list[OrderBook]:
@@ -954,7 +1000,9 @@ class Exchange:
                 events.append(
                     BookDelta(symbol=book.symbol, bids=bids, asks=asks, ts=ts, seq=self._seq)
                 )
-            bbo = book.bbo()
+            bid = book.best_bid
+            ask = book.best_ask
+            bbo = (bid, book.bids[bid].qty if bid else 0, ask, book.asks[ask].qty if ask else 0)
             if bbo != book.last_bbo:
                 book.last_bbo = bbo
                 to_price = book.instrument.to_price
@@ -962,15 +1010,20 @@ class Exchange:
                 events.append(
                     Bbo(
                         symbol=book.symbol,
-                        bid=to_price(bbo[0]) if bbo[0] else None,
+                        bid=to_price(bid) if bid else None,
                         bid_qty=bbo[1],
-                        ask=to_price(bbo[2]) if bbo[2] else None,
+                        ask=to_price(ask) if ask else None,
                         ask_qty=bbo[3],
                         ts=ts,
                         seq=self._seq,
                     )
                 )
-            mark = book.compute_mark()
+            if bid and ask:
+                mark = (bid + ask) / 2
+            elif book.last_trade:
+                mark = float(book.last_trade)
+            else:
+                mark = float(book.instrument.reference_ticks)
             if mark != book.mark:
                 book.mark = mark
                 moved.append(book)
