@@ -186,13 +186,23 @@ class OrderBook:
         bids, asks = self.bids, self.asks
         changed_bids: list[tuple[float, int]] = []
         changed_asks: list[tuple[float, int]] = []
-        if self.changed_bids:
-            for price in sorted(self.changed_bids, reverse=True):
+        changed = self.changed_bids
+        if len(changed) == 1:
+            price = changed.pop()
+            level = bids.get(price)
+            changed_bids.append((to_price(price), level.qty if level else 0))
+        elif changed:
+            for price in sorted(changed, reverse=True):
                 level = bids.get(price)
                 changed_bids.append((to_price(price), level.qty if level else 0))
             self.changed_bids = set()
-        if self.changed_asks:
-            for price in sorted(self.changed_asks):
+        changed = self.changed_asks
+        if len(changed) == 1:
+            price = changed.pop()
+            level = asks.get(price)
+            changed_asks.append((to_price(price), level.qty if level else 0))
+        elif changed:
+            for price in sorted(changed):
                 level = asks.get(price)
                 changed_asks.append((to_price(price), level.qty if level else 0))
             self.changed_asks = set()

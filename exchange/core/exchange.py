@@ -73,6 +73,7 @@ class Exchange:
         self._done: dict[int, tuple[str, str, str | None]] = {}
         self._done_fifo: deque[int] = deque()
         self._done_cids: dict[tuple[str, str], int] = {}
+        self._done_limit = config.done_order_memory
         self._reported_equity: dict[str, float] = {}
         self._liquidating: dict[str, AccountState] = {}
         self._watch = MarginWatch()
@@ -84,6 +85,12 @@ class Exchange:
         self._events: list[Any] = []
         self._touched_books: dict[str, OrderBook] = {}
         self._touched_accounts: dict[str, AccountState] = {}
+        self._handlers: dict[type, Any] = {
+            NewOrder: self._new_order,
+            CancelOrder: self._cancel,
+            AmendOrder: self._amend,
+            CancelAll: self._cancel_all,
+        }
         self.insurance = self._open_account(
             config.insurance_account, round(config.insurance_fund_cash * MONEY_SCALE), None, 0
         )
@@ -179,36 +186,30 @@ class Exchange:
         self._ts = ts
         events: list[Any] = []
         self._events = events
-        kind = type(command)
-        if kind is CreateAccount:
-            self._create_account(command)
-        elif kind is Revalue:
-            self._revalue()
-        else:
+        handler = self._handlers.get(type(command))
+        if handler is not None:
             owner = self._accounts.get(account)
             if owner is None or owner is self.insurance:
                 events.append(
                     Error(code="invalid_message", text=f"unknown account {account!r}", ref=None)
                 )
                 return events
-            if kind is NewOrder:
-                self._new_order(owner, command)
-            elif kind is CancelOrder:
-                self._cancel(owner, command)
-            elif kind is AmendOrder:
-                self._amend(owner, command)
-            elif kind is CancelAll:
-                self._cancel_all(owner, command)
-            else:
-                events.append(
-                    Error(
-                        code="invalid_message",
-                        text=f"not a core command: {kind.__name__}",
-                        ref=getattr(command, "req_id", None),
-                    )
+            handler(owner, command)
+        elif type(command) is CreateAccount:
+            self._create_account(command)
+        elif type(command) is Revalue:
+            self._revalue()
+        else:
+            events.append(
+                Error(
+                    code="invalid_message",
+                    text=f"not a core command: {type(command).__name__}",
+                    ref=getattr(command, "req_id", None),
                 )
-                return events
-        self._finish()
+            )
+            return events
+        if self._touched_books or self._touched_accounts or self._liquidating:
+            self._finish()
         return events
 
     # ------------------------------------------------------------------ new order
@@ -257,7 +258,16 @@ class Exchange:
                 account, cmd, "max_order_qty", f"qty above max_order_qty {instrument.max_order_qty}"
             )
             return
-        low, high = instrument.band_limits(book.last_trade or instrument.reference_ticks)
+        band = instrument.band_e8
+        if band:
+            reference = book.last_trade or instrument.reference_ticks
+            width = reference * band // RATE_SCALE
+            low = reference - width
+            if low < 1:
+                low = 1
+            high = reference + width
+        else:
+            low, high = 1, _NO_LIMIT_BUY
         if not is_market and (price < low or price > high):
             self._reject(
                 account,
@@ -323,12 +333,48 @@ class Exchange:
             post_only=cmd.post_only,
             stp=cmd.stp,
         )
-        self._report(order, "new", "new", req_id=cmd.req_id)
+        self._seq += 1
+        self._events.append(
+            ExecutionReport(
+                "new",  # exec_type
+                "new",  # status
+                order_id,  # order_id
+                cid,  # client_order_id
+                account.name,  # account
+                book.symbol,  # symbol
+                cmd.side,  # side
+                cmd.order_type,  # order_type
+                tif,  # tif
+                cmd.price,  # price
+                qty,  # qty
+                0,  # cum_qty
+                qty,  # leaves_qty
+                0.0,  # avg_px
+                None,  # trade_id
+                None,  # last_px
+                None,  # last_qty
+                None,  # liquidity
+                None,  # fee
+                None,  # reject_reason
+                None,  # text
+                cmd.post_only,  # post_only
+                False,  # liquidation
+                None,  # retry_after_ms
+                cmd.req_id,  # req_id
+                self._ts,  # ts
+                self._seq,  # seq
+            )
+        )
         if is_market:
-            limit = high if is_buy else low
+            self._execute(order, high if is_buy else low, False)
+        elif rests and not (
+            (book.best_ask and price >= book.best_ask)
+            if is_buy
+            else (book.best_bid and price <= book.best_bid)
+        ):
+            self._rest(order)  # the common case: a passive order joins the book
         else:
-            limit = price
-        self._execute(order, limit, rests)
+            self._execute(order, price, rests)
 
     def _execute(self, order: Order, limit: int, rests: bool) -> None:
         """Match an accepted (or re-priced) order, then rest or expire what is left."""
@@ -364,12 +410,20 @@ class Exchange:
         position_value = holding.qty * book.mark
         long_side = position_value + holding.open_buy_value
         short_side = position_value - holding.open_sell_value
-        before = max(abs(long_side), abs(short_side))
+        if long_side < 0:
+            long_side = -long_side
+        if short_side < 0:
+            short_side = -short_side
+        before = long_side if long_side > short_side else short_side
         if is_buy:
-            long_side += value
+            long_side = position_value + holding.open_buy_value + value
+            if long_side < 0:
+                long_side = -long_side
         else:
-            short_side -= value
-        after = max(abs(long_side), abs(short_side))
+            short_side = position_value - holding.open_sell_value - value
+            if short_side < 0:
+                short_side = -short_side
+        after = long_side if long_side > short_side else short_side
         if after <= before:
             return True
         instrument = book.instrument
@@ -497,20 +551,20 @@ class Exchange:
                     buyer, seller, buyer_fee, seller_fee = maker, taker, maker_fee, taker_fee
                 events.append(
                     Fill(
-                        symbol=symbol,
-                        trade_id=trade_id,
-                        price=px,
-                        qty=qty,
-                        aggressor=aggressor,
-                        buy_account=buyer.account.name,
-                        sell_account=seller.account.name,
-                        buy_order_id=buyer.order_id,
-                        sell_order_id=seller.order_id,
-                        buy_fee=buyer_fee / MONEY_SCALE,
-                        sell_fee=seller_fee / MONEY_SCALE,
-                        liquidation=liquidation,
-                        ts=ts,
-                        seq=seq + 1,
+                        symbol,  # symbol
+                        trade_id,  # trade_id
+                        px,  # price
+                        qty,  # qty
+                        aggressor,  # aggressor
+                        buyer.account.name,  # buy_account
+                        seller.account.name,  # sell_account
+                        buyer.order_id,  # buy_order_id
+                        seller.order_id,  # sell_order_id
+                        buyer_fee / MONEY_SCALE,  # buy_fee
+                        seller_fee / MONEY_SCALE,  # sell_fee
+                        liquidation,  # liquidation
+                        ts,  # ts
+                        seq + 1,  # seq
                     )
                 )
                 self._seq = seq + 1
@@ -779,7 +833,7 @@ class Exchange:
             self._done_cids[(name, cid)] = order_id
         fifo = self._done_fifo
         fifo.append(order_id)
-        if len(fifo) > self.config.done_order_memory:
+        if len(fifo) > self._done_limit:
             old = fifo.popleft()
             entry = self._done.pop(old, None)
             if entry is not None and entry[2] is not None:
@@ -803,27 +857,33 @@ class Exchange:
         self._seq += 1
         self._events.append(
             ExecutionReport(
-                exec_type=exec_type,
-                status=status,
-                order_id=order.order_id,
-                client_order_id=order.client_order_id,
-                account=order.account.name,
-                symbol=order.book.symbol,
-                side="buy" if order.is_buy else "sell",
-                order_type=order.order_type,
-                tif=order.tif,
-                price=instrument.to_price(order.price) if order.price else None,
-                qty=order.qty,
-                cum_qty=cum,
-                leaves_qty=order.leaves,
-                avg_px=instrument.to_price(order.cum_cost / cum) if cum else 0.0,
-                reject_reason=reason,
-                text=text,
-                post_only=order.post_only,
-                liquidation=order.liquidation,
-                req_id=req_id,
-                ts=self._ts,
-                seq=self._seq,
+                exec_type,  # exec_type
+                status,  # status
+                order.order_id,  # order_id
+                order.client_order_id,  # client_order_id
+                order.account.name,  # account
+                order.book.symbol,  # symbol
+                "buy" if order.is_buy else "sell",  # side
+                order.order_type,  # order_type
+                order.tif,  # tif
+                instrument.to_price(order.price) if order.price else None,  # price
+                order.qty,  # qty
+                cum,  # cum_qty
+                order.leaves,  # leaves_qty
+                instrument.to_price(order.cum_cost / cum) if cum else 0.0,  # avg_px
+                None,  # trade_id
+                None,  # last_px
+                None,  # last_qty
+                None,  # liquidity
+                None,  # fee
+                reason,  # reject_reason
+                text,  # text
+                order.post_only,  # post_only
+                order.liquidation,  # liquidation
+                None,  # retry_after_ms
+                req_id,  # req_id
+                self._ts,  # ts
+                self._seq,  # seq
             )
         )
 
@@ -835,29 +895,33 @@ class Exchange:
         self._seq += 1
         self._events.append(
             ExecutionReport(
-                exec_type="trade",
-                status="filled" if order.leaves == 0 else "partially_filled",
-                order_id=order.order_id,
-                client_order_id=order.client_order_id,
-                account=order.account.name,
-                symbol=order.book.symbol,
-                side="buy" if order.is_buy else "sell",
-                order_type=order.order_type,
-                tif=order.tif,
-                price=instrument.to_price(order.price) if order.price else None,
-                qty=order.qty,
-                cum_qty=cum,
-                leaves_qty=order.leaves,
-                avg_px=instrument.to_price(order.cum_cost / cum),
-                trade_id=trade_id,
-                last_px=px,
-                last_qty=qty,
-                liquidity=liquidity,
-                fee=fee / MONEY_SCALE,
-                post_only=order.post_only,
-                liquidation=order.liquidation,
-                ts=self._ts,
-                seq=self._seq,
+                "trade",  # exec_type
+                "filled" if order.leaves == 0 else "partially_filled",  # status
+                order.order_id,  # order_id
+                order.client_order_id,  # client_order_id
+                order.account.name,  # account
+                order.book.symbol,  # symbol
+                "buy" if order.is_buy else "sell",  # side
+                order.order_type,  # order_type
+                order.tif,  # tif
+                instrument.to_price(order.price) if order.price else None,  # price
+                order.qty,  # qty
+                cum,  # cum_qty
+                order.leaves,  # leaves_qty
+                instrument.to_price(order.cum_cost / cum),  # avg_px
+                trade_id,  # trade_id
+                px,  # last_px
+                qty,  # last_qty
+                liquidity,  # liquidity
+                fee / MONEY_SCALE,  # fee
+                None,  # reject_reason
+                None,  # text
+                order.post_only,  # post_only
+                order.liquidation,  # liquidation
+                None,  # retry_after_ms
+                None,  # req_id
+                self._ts,  # ts
+                self._seq,  # seq
             )
         )
 
@@ -866,26 +930,33 @@ class Exchange:
         self._seq += 1
         self._events.append(
             ExecutionReport(
-                exec_type="rejected",
-                status="rejected",
-                order_id=None,
-                client_order_id=cmd.client_order_id,
-                account=account.name,
-                symbol=cmd.symbol,
-                side=cmd.side,
-                order_type=cmd.order_type,
-                tif=cmd.tif,
-                price=cmd.price,
-                qty=cmd.qty,
-                cum_qty=0,
-                leaves_qty=0,
-                avg_px=0.0,
-                reject_reason=reason,
-                text=text,
-                post_only=cmd.post_only,
-                req_id=cmd.req_id,
-                ts=self._ts,
-                seq=self._seq,
+                "rejected",  # exec_type
+                "rejected",  # status
+                None,  # order_id
+                cmd.client_order_id,  # client_order_id
+                account.name,  # account
+                cmd.symbol,  # symbol
+                cmd.side,  # side
+                cmd.order_type,  # order_type
+                cmd.tif,  # tif
+                cmd.price,  # price
+                cmd.qty,  # qty
+                0,  # cum_qty
+                0,  # leaves_qty
+                0.0,  # avg_px
+                None,  # trade_id
+                None,  # last_px
+                None,  # last_qty
+                None,  # liquidity
+                None,  # fee
+                reason,  # reject_reason
+                text,  # text
+                cmd.post_only,  # post_only
+                False,  # liquidation
+                None,  # retry_after_ms
+                cmd.req_id,  # req_id
+                self._ts,  # ts
+                self._seq,  # seq
             )
         )
 
@@ -997,9 +1068,7 @@ class Exchange:
             if book.changed_bids or book.changed_asks:
                 bids, asks = book.take_changes()
                 self._seq += 1
-                events.append(
-                    BookDelta(symbol=book.symbol, bids=bids, asks=asks, ts=ts, seq=self._seq)
-                )
+                events.append(BookDelta(book.symbol, bids, asks, ts, self._seq))
             bid = book.best_bid
             ask = book.best_ask
             bbo = (bid, book.bids[bid].qty if bid else 0, ask, book.asks[ask].qty if ask else 0)
@@ -1009,13 +1078,13 @@ class Exchange:
                 self._seq += 1
                 events.append(
                     Bbo(
-                        symbol=book.symbol,
-                        bid=to_price(bid) if bid else None,
-                        bid_qty=bbo[1],
-                        ask=to_price(ask) if ask else None,
-                        ask_qty=bbo[3],
-                        ts=ts,
-                        seq=self._seq,
+                        book.symbol,  # symbol
+                        to_price(bid) if bid else None,  # bid
+                        bbo[1],  # bid_qty
+                        to_price(ask) if ask else None,  # ask
+                        bbo[3],  # ask_qty
+                        ts,  # ts
+                        self._seq,  # seq
                     )
                 )
             if bid and ask:
