@@ -19,18 +19,20 @@ from __future__ import annotations
 
 import argparse
 import gc
+import heapq
 import random
 import resource
 import sys
 import time
 import tracemalloc
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exchange.core import AccountSpec, CoreConfig, Exchange, InstrumentSpec  # noqa: E402
-from exchange.protocol.messages import CancelOrder, NewOrder  # noqa: E402
+from exchange.core import AccountSpec, CoreConfig, Exchange, InstrumentSpec
+from exchange.protocol.messages import CancelOrder, NewOrder
 
 LOBSTER_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "lobster"
 SYMBOLS = ["SYM0", "SYM1", "SYM2", "SYM3"]
@@ -236,6 +238,110 @@ def lobster_commands(limit: int | None = None) -> tuple[list[Command], CoreConfi
     return commands, config
 
 
+class BareBook:
+    """The comparison: a minimal price-time book (dict of FIFO levels + heaps, lazy cancels),
+    no accounts, risk checks or events - roughly what the fastest published pure-Python
+    matching engines do. It replays the same command list, so the ratio is like for like."""
+
+    def __init__(self) -> None:
+        self.sides: dict[bool, dict[int, deque[list[int]]]] = {True: {}, False: {}}
+        self.heaps: dict[bool, list[int]] = {True: [], False: []}
+        self.orders: dict[int, list[int]] = {}
+        self.next_id = 1
+
+    def new(self, is_buy: bool, price: int, qty: int, ioc: bool) -> int:
+        opposite = self.sides[not is_buy]
+        heap = self.heaps[not is_buy]
+        while qty and heap:
+            best = -heap[0] if not is_buy else heap[0]
+            if (best > price) if is_buy else (best < price):
+                break
+            level = opposite.get(best)
+            if level is None:
+                heapq.heappop(heap)
+                continue
+            while qty and level:
+                maker = level[0]
+                if maker[1] == 0:
+                    level.popleft()
+                    continue
+                traded = min(qty, maker[1])
+                maker[1] -= traded
+                qty -= traded
+                if maker[1] == 0:
+                    level.popleft()
+                    del self.orders[maker[0]]
+            if not level:
+                del opposite[best]
+                heapq.heappop(heap)
+        order_id = self.next_id
+        self.next_id += 1
+        if qty and not ioc:
+            own = self.sides[is_buy]
+            level = own.get(price)
+            if level is None:
+                level = own[price] = deque()
+                heapq.heappush(self.heaps[is_buy], -price if is_buy else price)
+            order = [order_id, qty]
+            level.append(order)
+            self.orders[order_id] = order
+        return order_id
+
+    def cancel(self, order_id: int) -> None:
+        order = self.orders.pop(order_id, None)
+        if order is not None:
+            order[1] = 0
+
+
+def replay_bare(commands: list[Command], id_map: dict[int, int]) -> float:
+    """Seconds the bare book takes for the same adds, cancels and sweeps."""
+    from exchange.protocol.messages import AmendOrder
+
+    book: dict[str, BareBook] = {}
+    translated = []
+    for _, command in commands:
+        if isinstance(command, NewOrder):
+            translated.append(
+                (
+                    0,
+                    command.symbol,
+                    command.side == "buy",
+                    round((command.price or 0) * 100),
+                    command.qty,
+                    command.tif != "gtc",
+                )
+            )
+        elif isinstance(command, CancelOrder | AmendOrder):
+            translated.append((1, "", False, id_map.get(command.order_id or 0, 0), 0, False))
+    gc.collect()
+    start = time.perf_counter()
+    for kind, symbol, is_buy, price, qty, ioc in translated:
+        if kind == 0:
+            target = book.get(symbol)
+            if target is None:
+                target = book[symbol] = BareBook()
+            target.new(is_buy, price, qty, ioc)
+        else:
+            for target in book.values():
+                target.cancel(price)
+    return time.perf_counter() - start
+
+
+def bare_ids(commands: list[Command], config: CoreConfig) -> dict[int, int]:
+    """Core order id -> bare-book order id (both count every accepted new order from 1)."""
+    core = Exchange(config)
+    mapping: dict[int, int] = {}
+    bare_id = 0
+    for n, (account, command) in enumerate(commands):
+        events = core.submit(account, command, n)
+        if isinstance(command, NewOrder):
+            bare_id += 1
+            for event in events:
+                if getattr(event, "exec_type", None) == "new":
+                    mapping[event.order_id] = bare_id
+    return mapping
+
+
 def replay(config: CoreConfig, commands: list[Command]) -> tuple[float, int, Exchange]:
     """Replay ``commands`` into a fresh core; returns (seconds, events, core)."""
     core = Exchange(config)
@@ -262,8 +368,10 @@ def memory_per_resting_order(count: int = 100_000) -> float:
         offset = 1 + rng.randrange(300)
         price = REFERENCE_TICKS - offset if side == "buy" else REFERENCE_TICKS + offset
         commands.append(
-            (ACCOUNTS[i % 8], NewOrder(symbol="SYM0", side=side, qty=rng.randint(1, 100),
-                                       price=price / 100))
+            (
+                ACCOUNTS[i % 8],
+                NewOrder(symbol="SYM0", side=side, qty=rng.randint(1, 100), price=price / 100),
+            )
         )
     gc.collect()
     tracemalloc.start()
@@ -288,8 +396,10 @@ def main() -> None:
     args = parser.parse_args()
     flows = args.flows.split(",")
     print(f"python {sys.version.split()[0]}, ops={args.ops:,}, seed={args.seed}")
-    print(f"{'flow':<10}{'symbols':>8}{'ops':>11}{'events':>11}{'ops/s':>12}{'events/s':>12}"
-          f"{'resting':>9}")
+    print(
+        f"{'flow':<10}{'symbols':>8}{'ops':>11}{'events':>11}{'ops/s':>12}{'events/s':>12}"
+        f"{'resting':>9}{'bare ops/s':>12}{'ratio':>7}"
+    )
     for flow in flows:
         symbol_counts = [1] if flow == "lobster" else [int(s) for s in args.symbols.split(",")]
         for nsym in symbol_counts:
@@ -307,9 +417,11 @@ def main() -> None:
             if flow != "lobster":
                 assert core.last_seq == reference.last_seq, "replay is not deterministic"
             resting = sum(len(a.orders) for a in core.accounts())
+            bare = replay_bare(commands, bare_ids(commands, config))
             print(
                 f"{flow:<10}{nsym:>8}{len(commands):>11,}{events:>11,}"
                 f"{len(commands) / elapsed:>12,.0f}{events / elapsed:>12,.0f}{resting:>9,}"
+                f"{len(commands) / bare:>12,.0f}{bare / elapsed:>7.2f}"
             )
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS {peak:,.0f} MiB")
