@@ -69,7 +69,6 @@ class Exchange:
         self._accounts: dict[str, AccountState] = {}
         self._account_order: dict[str, int] = {}
         self._api_keys: dict[str, AccountState] = {}
-        self._orders: dict[int, Order] = {}
         self._done: dict[int, tuple[str, str, str | None]] = {}
         self._done_fifo: deque[int] = deque()
         self._done_cids: dict[tuple[str, str], int] = {}
@@ -151,8 +150,12 @@ class Exchange:
         ]
 
     def order_info(self, order_id: int) -> OrderInfo | None:
-        order = self._orders.get(order_id)
-        return self._order_info(order) if order else None
+        """A live order by id, whoever owns it (a scan: for tools and tests, not hot paths)."""
+        for account in self._accounts.values():
+            order = account.orders.get(order_id)
+            if order is not None:
+                return self._order_info(order)
+        return None
 
     # ================================================================== state
 
@@ -587,8 +590,8 @@ class Exchange:
     def _find(self, account: AccountState, order_id: int | None, cid: str | None) -> Order | None:
         """The account's live order named by id (preferred) or client id; None otherwise."""
         if order_id is not None:
-            order = self._orders.get(order_id)
-            if order is None or order.account is not account:
+            order = account.orders.get(order_id)
+            if order is None:
                 return None
             if cid is not None and order.client_order_id != cid:
                 return None
@@ -783,8 +786,7 @@ class Exchange:
         else:
             holding.open_sell_qty += order.leaves
             holding.open_sell_value += order.leaves * order.price
-        if order.order_id not in self._orders:
-            self._orders[order.order_id] = order
+        if order.order_id not in account.orders:
             account.orders[order.order_id] = order
             if order.client_order_id is not None:
                 account.by_client_id[order.client_order_id] = order
@@ -804,11 +806,12 @@ class Exchange:
 
     def _unlist(self, order: Order) -> None:
         """Forget a finished order in the live-order indexes."""
-        if self._orders.pop(order.order_id, None) is not None:
-            account = order.account
-            del account.orders[order.order_id]
-            if order.client_order_id is not None:
-                account.by_client_id.pop(order.client_order_id, None)
+        account = order.account
+        if (
+            account.orders.pop(order.order_id, None) is not None
+            and order.client_order_id is not None
+        ):
+            account.by_client_id.pop(order.client_order_id, None)
 
     def _cancel_resting(
         self, order: Order, req_id: str | int | None, reason: str | None, text: str | None

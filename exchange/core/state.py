@@ -254,7 +254,6 @@ def restore(config: CoreConfig, data: bytes) -> Exchange:
     # which is the order in which orders became live.
     for order in resting:
         exchange._rest(order)
-    exchange._orders = dict(sorted(exchange._orders.items()))
     for account in exchange._accounts.values():
         account.orders = dict(sorted(account.orders.items()))
     for book in exchange._books.values():
