@@ -109,6 +109,11 @@ class Exchange:
         return self._seq
 
     @property
+    def last_ts(self) -> int:
+        """The input time of the last command applied (0 before any)."""
+        return self._ts
+
+    @property
     def fee_pool(self) -> int:
         """Fees collected by the venue, in money units (rebates paid are subtracted)."""
         return self._fee_pool
