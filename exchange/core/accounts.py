@@ -10,7 +10,7 @@ Marks, equity and margins are floats (derived values, recomputed on demand).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from exchange.core.instruments import MONEY_SCALE, RATE_SCALE
 from exchange.protocol.messages import Account, AccountUpdate, Position
@@ -146,7 +146,9 @@ class AccountState:
         """The ``account`` reply to ``get_account``."""
         return Account(*self._numbers(), ts=ts, seq=seq, req_id=req_id)
 
-    def _numbers(self) -> tuple[Any, ...]:
+    def _numbers(
+        self,
+    ) -> tuple[str, float, float, float, float, float, float, float, float, list[Position], bool]:
         """The fields of an account message, in declaration order, in one pass."""
         positions = []
         unrealized = 0.0

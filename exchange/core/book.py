@@ -18,6 +18,7 @@ from typing import Any
 import msgspec
 
 from exchange.core.instruments import Instrument
+from exchange.protocol.messages import OrderType, SelfTradePrevention, TimeInForce
 
 NO_BID = 0
 NO_ASK = 0
@@ -36,10 +37,10 @@ class Order(msgspec.Struct, gc=False):
     cum_qty: int = 0
     cum_cost: int = 0  # sum of fill ticks x lots, for avg_px
     client_order_id: str | None = None
-    order_type: str = "limit"
-    tif: str = "gtc"
+    order_type: OrderType = "limit"
+    tif: TimeInForce = "gtc"
     post_only: bool = False
-    stp: str = "expire_taker"
+    stp: SelfTradePrevention = "expire_taker"
     live: bool = False  # resting in the book
     liquidation: bool = False
 

@@ -13,7 +13,7 @@ account whose cash or position changed.
 from __future__ import annotations
 
 from collections import deque
-from typing import Any
+from typing import Any, Literal
 
 from exchange.core.accounts import AccountState, Holding, apply_fill
 from exchange.core.book import Order, OrderBook
@@ -31,13 +31,18 @@ from exchange.protocol.messages import (
     CancelReject,
     CreateAccount,
     Error,
+    ExecType,
     ExecutionReport,
     Fill,
     InstrumentInfo,
     Liquidation,
+    Liquidity,
     NewOrder,
     OrderInfo,
+    OrderStatus,
+    RejectReason,
     Revalue,
+    Side,
 )
 
 _NO_LIMIT_BUY = 1 << 62
@@ -50,7 +55,7 @@ def _fee(notional: int, rate: int) -> int:
     return -(notional * -rate // RATE_SCALE)
 
 
-def _status(order: Order) -> str:
+def _status(order: Order) -> OrderStatus:
     if order.leaves == 0:
         return "filled"
     return "partially_filled" if order.cum_qty else "new"
@@ -62,14 +67,14 @@ class Exchange:
     def __init__(self, config: CoreConfig) -> None:
         self.config = config
         self._books: dict[str, OrderBook] = {}
-        for spec in config.instruments:
-            if spec.symbol in self._books:
-                raise ValueError(f"duplicate instrument {spec.symbol}")
-            self._books[spec.symbol] = OrderBook(Instrument(spec))
+        for instrument_spec in config.instruments:
+            if instrument_spec.symbol in self._books:
+                raise ValueError(f"duplicate instrument {instrument_spec.symbol}")
+            self._books[instrument_spec.symbol] = OrderBook(Instrument(instrument_spec))
         self._accounts: dict[str, AccountState] = {}
         self._account_order: dict[str, int] = {}
         self._api_keys: dict[str, AccountState] = {}
-        self._done: dict[int, tuple[str, str, str | None]] = {}
+        self._done: dict[int, tuple[str, OrderStatus, str | None]] = {}
         self._done_fifo: deque[int] = deque()
         self._done_cids: dict[tuple[str, str], int] = {}
         self._done_limit = config.done_order_memory
@@ -252,8 +257,8 @@ class Exchange:
             if cmd.price is None:
                 self._reject(account, cmd, "invalid_price", "a limit order needs a price")
                 return
-            price = instrument.to_ticks(cmd.price)
-            if price is None:
+            ticks = instrument.to_ticks(cmd.price)
+            if ticks is None:
                 self._reject(
                     account,
                     cmd,
@@ -261,6 +266,7 @@ class Exchange:
                     f"price must be a positive multiple of {instrument.tick_size}",
                 )
                 return
+            price = ticks
         if qty > instrument.max_order_qty:
             self._reject(
                 account, cmd, "max_order_qty", f"qty above max_order_qty {instrument.max_order_qty}"
@@ -436,7 +442,7 @@ class Exchange:
             return True
         instrument = book.instrument
         total = (after - before) * instrument.tick_value * instrument.im_rate
-        equity = account.cash * RATE_SCALE
+        equity: float = account.cash * RATE_SCALE
         for other in account.holdings.values():
             other_book = other.book
             other_instrument = other_book.instrument
@@ -496,7 +502,7 @@ class Exchange:
         touched = self._touched_accounts
         touched[taker_account.name] = taker_account
         self._touched_books[symbol] = book
-        aggressor = "buy" if is_buy else "sell"
+        aggressor: Side = "buy" if is_buy else "sell"
         liquidation = taker.liquidation
         while taker.leaves:
             best = book.best_ask if is_buy else book.best_bid
@@ -726,7 +732,7 @@ class Exchange:
     def _not_found(
         self,
         account: AccountState,
-        request: str,
+        request: Literal["cancel", "amend"],
         order_id: int | None,
         cid: str | None,
         req_id: str | int | None,
@@ -736,6 +742,8 @@ class Exchange:
         if done_id is None and cid is not None:
             done_id = self._done_cids.get((account.name, cid))
         done = self._done.get(done_id) if done_id is not None else None
+        reason: RejectReason
+        status: OrderStatus | None
         if done is not None and done[0] == account.name and (cid is None or cid == done[2]):
             reason, status, text = "too_late", done[1], f"order is already {done[1]}"
             order_id, cid = done_id, done[2]
@@ -759,7 +767,7 @@ class Exchange:
             )
         )
 
-    def _amend_reject(self, order: Order, cmd: AmendOrder, reason: str, text: str) -> None:
+    def _amend_reject(self, order: Order, cmd: AmendOrder, reason: RejectReason, text: str) -> None:
         self._seq += 1
         self._events.append(
             CancelReject(
@@ -819,7 +827,11 @@ class Exchange:
             account.by_client_id.pop(order.client_order_id, None)
 
     def _cancel_resting(
-        self, order: Order, req_id: str | int | None, reason: str | None, text: str | None
+        self,
+        order: Order,
+        req_id: str | int | None,
+        reason: RejectReason | None,
+        text: str | None,
     ) -> None:
         self._unrest(order)
         self._unlist(order)
@@ -827,12 +839,12 @@ class Exchange:
         self._report(order, "canceled", "canceled", req_id=req_id, reason=reason, text=text)
         self._remember_done(order, "canceled")
 
-    def _expire(self, order: Order, reason: str | None, text: str | None) -> None:
+    def _expire(self, order: Order, reason: RejectReason | None, text: str | None) -> None:
         order.leaves = 0
         self._report(order, "expired", "expired", reason=reason, text=text)
         self._remember_done(order, "expired")
 
-    def _remember_done(self, order: Order, status: str) -> None:
+    def _remember_done(self, order: Order, status: OrderStatus) -> None:
         order_id = order.order_id
         cid = order.client_order_id
         name = order.account.name
@@ -854,10 +866,10 @@ class Exchange:
     def _report(
         self,
         order: Order,
-        exec_type: str,
-        status: str,
+        exec_type: ExecType,
+        status: OrderStatus,
         req_id: str | int | None = None,
-        reason: str | None = None,
+        reason: RejectReason | None = None,
         text: str | None = None,
     ) -> None:
         instrument = order.book.instrument
@@ -896,7 +908,7 @@ class Exchange:
         )
 
     def _trade_report(
-        self, order: Order, trade_id: int, px: float, qty: int, liquidity: str, fee: int
+        self, order: Order, trade_id: int, px: float, qty: int, liquidity: Liquidity, fee: int
     ) -> None:
         instrument = order.book.instrument
         cum = order.cum_qty
@@ -933,7 +945,9 @@ class Exchange:
             )
         )
 
-    def _reject(self, account: AccountState, cmd: NewOrder, reason: str, text: str) -> None:
+    def _reject(
+        self, account: AccountState, cmd: NewOrder, reason: RejectReason, text: str
+    ) -> None:
         """An order refused up front: one ``rejected`` report, no order id, nothing changes."""
         self._seq += 1
         self._events.append(

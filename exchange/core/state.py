@@ -16,6 +16,7 @@ import msgspec
 
 from exchange.core.accounts import AccountState, Holding
 from exchange.core.book import Order
+from exchange.protocol.messages import OrderStatus, OrderType, SelfTradePrevention, TimeInForce
 
 if TYPE_CHECKING:
     from exchange.core.config import CoreConfig
@@ -25,6 +26,8 @@ SNAPSHOT_VERSION = 1
 
 
 class OrderState(msgspec.Struct, array_like=True, frozen=True):
+    """A resting order (enum fields validated on decode)."""
+
     order_id: int
     account: str
     is_buy: bool
@@ -34,10 +37,10 @@ class OrderState(msgspec.Struct, array_like=True, frozen=True):
     cum_qty: int
     cum_cost: int
     client_order_id: str | None
-    order_type: str
-    tif: str
+    order_type: OrderType
+    tif: TimeInForce
     post_only: bool
-    stp: str
+    stp: SelfTradePrevention
     liquidation: bool
 
 
@@ -78,7 +81,7 @@ class AccountSnapshot(msgspec.Struct, array_like=True, frozen=True):
 class DoneOrder(msgspec.Struct, array_like=True, frozen=True):
     order_id: int
     account: str
-    status: str
+    status: OrderStatus
     client_order_id: str | None
 
 

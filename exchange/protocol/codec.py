@@ -100,7 +100,7 @@ marketdata_request_decoder: FrameDecoder[MarketDataRequest] = FrameDecoder(Marke
 """Client → relay requests (subscriptions)."""
 
 engine_event_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
-    list[EngineEvent]  # type: ignore[valid-type]
+    list[EngineEvent]
 )
 """Decodes a batch (JSON array) of engine events from the internal event stream."""
 

@@ -45,7 +45,7 @@ class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     pass
 
 
-class EngineSection(_Section):
+class EngineSection(_Section, frozen=True):
     command_port: int = 9000
     event_port: int = 9002
     data_dir: str = "./data"
@@ -57,7 +57,7 @@ class EngineSection(_Section):
     fsync: str = "batch"
 
 
-class GatewaySection(_Section):
+class GatewaySection(_Section, frozen=True):
     port: int = 9001
     engine: str = "ws://127.0.0.1:9000"
     allow_register: bool = True
@@ -68,7 +68,7 @@ class GatewaySection(_Section):
     max_frame_bytes: int = 65536
 
 
-class MarketDataSection(_Section):
+class MarketDataSection(_Section, frozen=True):
     port: int = 9010
     upstream: str = "ws://127.0.0.1:9002"
     monitor_tokens: list[str] = []
@@ -78,7 +78,7 @@ class MarketDataSection(_Section):
     trade_history: int = 1000
 
 
-class ExporterSection(_Section):
+class ExporterSection(_Section, frozen=True):
     upstream: str = "ws://127.0.0.1:9002"
     out: str = "./out"
     flush_ms: int = 500
@@ -86,12 +86,12 @@ class ExporterSection(_Section):
     """0: one performance.csv row per account per change; N: at most one per account per N ms."""
 
 
-class BotDefaults(_Section):
+class BotDefaults(_Section, frozen=True):
     gateway: str = "ws://127.0.0.1:9001"
     marketdata: str = "ws://127.0.0.1:9010"
 
 
-class SystemConfig(_Section):
+class SystemConfig(_Section, frozen=True):
     """The whole file."""
 
     instruments: list[InstrumentSpec] = []

@@ -42,21 +42,21 @@ class _Envelope(
     id: int
 
 
-class Submit(_Envelope, tag="submit"):
+class Submit(_Envelope, frozen=True, tag="submit"):
     """An order command on behalf of ``account`` (the gateway has authenticated it)."""
 
     account: str
     command: NewOrder | CancelOrder | AmendOrder | CancelAll
 
 
-class Authenticate(_Envelope, tag="authenticate"):
+class Authenticate(_Envelope, frozen=True, tag="authenticate"):
     """Which account does ``api_key`` log into? Answered with ``logged_in`` or an error
     ``auth_failed``."""
 
     api_key: str
 
 
-class RegisterAccount(_Envelope, tag="register_account"):
+class RegisterAccount(_Envelope, frozen=True, tag="register_account"):
     """Open an account (sim mode). The engine picks the API key; answered with ``registered``
     or an error (``register_disabled``, ``account_exists``, ``invalid_message``)."""
 
@@ -65,7 +65,7 @@ class RegisterAccount(_Envelope, tag="register_account"):
     req_id: str | int | None = None
 
 
-class Query(_Envelope, tag="query"):
+class Query(_Envelope, frozen=True, tag="query"):
     """A read-only request for ``account``: answered with ``account`` or ``orders``."""
 
     account: str

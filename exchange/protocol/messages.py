@@ -98,17 +98,17 @@ class _Server(msgspec.Struct, frozen=True, gc=False, tag_field="type", kw_only=T
 # --------------------------------------------------------------------------- requests
 
 
-class Login(_Request, tag="login"):
+class Login(_Request, frozen=True, tag="login"):
     api_key: str
     cancel_on_disconnect: bool = False
 
 
-class Register(_Request, tag="register"):
+class Register(_Request, frozen=True, tag="register"):
     account: str
     cash: float
 
 
-class NewOrder(_Request, tag="new_order"):
+class NewOrder(_Request, frozen=True, tag="new_order"):
     symbol: str
     side: Side
     qty: int
@@ -120,31 +120,31 @@ class NewOrder(_Request, tag="new_order"):
     stp: SelfTradePrevention = "expire_taker"
 
 
-class CancelOrder(_Request, tag="cancel_order"):
+class CancelOrder(_Request, frozen=True, tag="cancel_order"):
     order_id: int | None = None
     client_order_id: str | None = None
 
 
-class AmendOrder(_Request, tag="amend_order"):
+class AmendOrder(_Request, frozen=True, tag="amend_order"):
     order_id: int | None = None
     client_order_id: str | None = None
     qty: int | None = None
     price: float | None = None
 
 
-class CancelAll(_Request, tag="cancel_all"):
+class CancelAll(_Request, frozen=True, tag="cancel_all"):
     symbol: str | None = None
 
 
-class GetAccount(_Request, tag="get_account"):
+class GetAccount(_Request, frozen=True, tag="get_account"):
     pass
 
 
-class GetOrders(_Request, tag="get_orders"):
+class GetOrders(_Request, frozen=True, tag="get_orders"):
     symbol: str | None = None
 
 
-class Ping(_Request, tag="ping"):
+class Ping(_Request, frozen=True, tag="ping"):
     pass
 
 
@@ -161,7 +161,7 @@ ClientRequest = (
 )
 
 
-class CreateAccount(_Request, tag="create_account"):
+class CreateAccount(_Request, frozen=True, tag="create_account"):
     """Engine command (never from clients): open an account, e.g. for a ``register`` request.
 
     The engine process picks the API key, so replaying the journal recreates the same key.
@@ -173,7 +173,7 @@ class CreateAccount(_Request, tag="create_account"):
     max_open_orders: int | None = None
 
 
-class Revalue(_Request, tag="revalue"):
+class Revalue(_Request, frozen=True, tag="revalue"):
     """Engine command (timer): publish ``account_update`` for every account whose equity moved
     with the marks since its last update."""
 
@@ -193,25 +193,25 @@ class Limits(msgspec.Struct, frozen=True, gc=False):
     max_open_orders: int
 
 
-class LoggedIn(_Server, tag="logged_in"):
+class LoggedIn(_Server, frozen=True, tag="logged_in"):
     account: str
     limits: Limits
     req_id: RequestId = None
 
 
-class Registered(_Server, tag="registered"):
+class Registered(_Server, frozen=True, tag="registered"):
     account: str
     api_key: str
     limits: Limits
     req_id: RequestId = None
 
 
-class Pong(_Server, tag="pong"):
+class Pong(_Server, frozen=True, tag="pong"):
     ts: int | None = None
     req_id: RequestId = None
 
 
-class Error(_Server, tag="error"):
+class Error(_Server, frozen=True, tag="error"):
     """A message that could not be handled; ``ref`` is its client_order_id, else req_id."""
 
     code: ErrorCode
@@ -220,7 +220,7 @@ class Error(_Server, tag="error"):
     retry_after_ms: int | None = None
 
 
-class ExecutionReport(_Server, tag="execution_report"):
+class ExecutionReport(_Server, frozen=True, tag="execution_report"):
     """One order transition (FIX semantics). ``account`` names the owner, as FIX tag 1 does."""
 
     exec_type: ExecType
@@ -252,7 +252,7 @@ class ExecutionReport(_Server, tag="execution_report"):
     seq: int | None = None
 
 
-class CancelReject(_Server, tag="cancel_reject"):
+class CancelReject(_Server, frozen=True, tag="cancel_reject"):
     request: Literal["cancel", "amend"]
     order_id: int | None
     client_order_id: str | None
@@ -265,7 +265,7 @@ class CancelReject(_Server, tag="cancel_reject"):
     seq: int | None = None
 
 
-class CancelAllDone(_Server, tag="cancel_all_done"):
+class CancelAllDone(_Server, frozen=True, tag="cancel_all_done"):
     canceled: int
     account: str
     symbol: str | None = None
@@ -283,7 +283,7 @@ class Position(msgspec.Struct, frozen=True, gc=False):
     unrealized_pnl: float
 
 
-class AccountUpdate(_Server, tag="account_update"):
+class AccountUpdate(_Server, frozen=True, tag="account_update"):
     account: str
     cash: float
     equity: float
@@ -299,7 +299,7 @@ class AccountUpdate(_Server, tag="account_update"):
     seq: int | None = None
 
 
-class Account(_Server, tag="account"):
+class Account(_Server, frozen=True, tag="account"):
     """Reply to ``get_account``: the shape of ``account_update`` as of event ``seq``."""
 
     account: str
@@ -336,7 +336,7 @@ class OrderInfo(msgspec.Struct, frozen=True, gc=False):
     post_only: bool = False
 
 
-class Orders(_Server, tag="orders"):
+class Orders(_Server, frozen=True, tag="orders"):
     orders: list[OrderInfo]
     symbol: str | None = None
     req_id: RequestId = None
@@ -348,25 +348,25 @@ class Orders(_Server, tag="orders"):
 PriceLevel = tuple[float, int]
 
 
-class Subscribe(_Request, tag="subscribe"):
+class Subscribe(_Request, frozen=True, tag="subscribe"):
     channels: list[str]
     depth: int = 10
     token: str | None = None
 
 
-class Unsubscribe(_Request, tag="unsubscribe"):
+class Unsubscribe(_Request, frozen=True, tag="unsubscribe"):
     channels: list[str]
 
 
 MarketDataRequest = Subscribe | Unsubscribe | Ping
 
 
-class Subscribed(_Server, tag="subscribed"):
+class Subscribed(_Server, frozen=True, tag="subscribed"):
     channels: list[str]
     req_id: RequestId = None
 
 
-class Unsubscribed(_Server, tag="unsubscribed"):
+class Unsubscribed(_Server, frozen=True, tag="unsubscribed"):
     channels: list[str]
     req_id: RequestId = None
 
@@ -385,11 +385,11 @@ class InstrumentInfo(msgspec.Struct, frozen=True, gc=False):
     taker_fee: float
 
 
-class Instruments(_Server, tag="instruments"):
+class Instruments(_Server, frozen=True, tag="instruments"):
     instruments: list[InstrumentInfo]
 
 
-class BookSnapshot(_Server, tag="book_snapshot"):
+class BookSnapshot(_Server, frozen=True, tag="book_snapshot"):
     symbol: str
     seq: int
     ts: int
@@ -397,7 +397,7 @@ class BookSnapshot(_Server, tag="book_snapshot"):
     asks: list[PriceLevel]
 
 
-class BookUpdate(_Server, tag="book_update"):
+class BookUpdate(_Server, frozen=True, tag="book_update"):
     symbol: str
     seq: int
     prev_seq: int
@@ -406,7 +406,7 @@ class BookUpdate(_Server, tag="book_update"):
     asks: list[PriceLevel]
 
 
-class Trade(_Server, tag="trade"):
+class Trade(_Server, frozen=True, tag="trade"):
     """The public trade: no account names."""
 
     symbol: str
@@ -418,7 +418,7 @@ class Trade(_Server, tag="trade"):
     seq: int
 
 
-class Bbo(_Server, tag="bbo"):
+class Bbo(_Server, frozen=True, tag="bbo"):
     symbol: str
     bid: float | None
     bid_qty: int
@@ -428,7 +428,7 @@ class Bbo(_Server, tag="bbo"):
     seq: int
 
 
-class Liquidation(_Server, tag="liquidation"):
+class Liquidation(_Server, frozen=True, tag="liquidation"):
     account: str
     symbol: str
     side: Side
@@ -438,12 +438,12 @@ class Liquidation(_Server, tag="liquidation"):
     seq: int
 
 
-class Heartbeat(_Server, tag="heartbeat"):
+class Heartbeat(_Server, frozen=True, tag="heartbeat"):
     ts: int
     seqs: dict[str, int]
 
 
-class Trades(_Server, tag="trades"):
+class Trades(_Server, frozen=True, tag="trades"):
     symbol: str
     trades: list[Trade]
 
@@ -451,7 +451,7 @@ class Trades(_Server, tag="trades"):
 # --------------------------------------------------------------------------- engine events
 
 
-class BookDelta(_Server, tag="book_delta"):
+class BookDelta(_Server, frozen=True, tag="book_delta"):
     """Engine event: the levels of one symbol that one command changed (absolute qty, 0 = gone).
 
     The relay chains these per symbol into public ``book_update`` messages with ``prev_seq``.
@@ -464,7 +464,7 @@ class BookDelta(_Server, tag="book_delta"):
     seq: int
 
 
-class Fill(_Server, tag="fill"):
+class Fill(_Server, frozen=True, tag="fill"):
     """Engine event: one trade with both sides named (for the exporter; the relay strips it)."""
 
     symbol: str

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -26,7 +27,7 @@ def configure_logging(process: str, log_dir: str | Path = "logs", level: str = "
     path = directory / f"{process}.log"
     sink: TextIO = path.open("a", buffering=1, encoding="utf-8")
 
-    def tee(_logger: Any, _method: str, event_dict: dict[str, Any]) -> str:
+    def tee(_logger: Any, _method: str, event_dict: MutableMapping[str, Any]) -> str:
         event_dict["process"] = process
         sink.write(json.dumps(event_dict, default=str) + "\n")
         details = " ".join(f"{k}={v}" for k, v in event_dict.items() if k not in _QUIET_KEYS)
