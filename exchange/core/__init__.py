@@ -11,4 +11,17 @@ from exchange.core.config import AccountSpec, CoreConfig
 from exchange.core.exchange import Exchange
 from exchange.core.instruments import MONEY_SCALE, Instrument, InstrumentSpec
 
-__all__ = ["MONEY_SCALE", "AccountSpec", "CoreConfig", "Exchange", "Instrument", "InstrumentSpec"]
+from exchange.core import exchange as _exchange_module
+
+COMPILED: bool = not _exchange_module.__file__.endswith(".py")
+"""True when the core runs as mypyc-compiled code (``scripts/build_native``)."""
+
+__all__ = [
+    "COMPILED",
+    "MONEY_SCALE",
+    "AccountSpec",
+    "CoreConfig",
+    "Exchange",
+    "Instrument",
+    "InstrumentSpec",
+]

@@ -442,7 +442,7 @@ class Exchange:
             return True
         instrument = book.instrument
         total = (after - before) * instrument.tick_value * instrument.im_rate
-        equity: float = account.cash * RATE_SCALE
+        equity = float(account.cash * RATE_SCALE)
         for other in account.holdings.values():
             other_book = other.book
             other_instrument = other_book.instrument
@@ -658,8 +658,8 @@ class Exchange:
         if cmd.price is None:
             new_price = order.price
         else:
-            new_price = instrument.to_ticks(cmd.price)
-            if new_price is None:
+            ticks = instrument.to_ticks(cmd.price)
+            if ticks is None:
                 self._amend_reject(
                     order,
                     cmd,
@@ -667,6 +667,7 @@ class Exchange:
                     f"price must be a positive multiple of {instrument.tick_size}",
                 )
                 return
+            new_price = ticks
         if new_qty > instrument.max_order_qty:
             self._amend_reject(order, cmd, "max_order_qty", "qty above max_order_qty")
             return
