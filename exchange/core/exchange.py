@@ -12,6 +12,7 @@ account whose cash or position changed.
 
 from __future__ import annotations
 
+import re
 from collections import deque
 from typing import Any, Literal
 
@@ -46,6 +47,7 @@ from exchange.protocol.messages import (
 )
 
 _NO_LIMIT_BUY = 1 << 62
+_ACCOUNT_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 def _fee(notional: int, rate: int) -> int:
@@ -1027,8 +1029,11 @@ class Exchange:
         if cmd.api_key is not None and cmd.api_key in self._api_keys:
             self._error(cmd, "api key already in use")
             return
-        if not cmd.cash >= 0 or not cmd.account:
-            self._error(cmd, "an account needs a name and cash >= 0")
+        if not _ACCOUNT_NAME.fullmatch(cmd.account):
+            self._error(cmd, "account names are 1-64 letters, digits, '_', '-' or '.'")
+            return
+        if not cmd.cash >= 0:
+            self._error(cmd, "an account needs cash >= 0")
             return
         account = self._open_account(
             cmd.account,

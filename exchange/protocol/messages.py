@@ -80,6 +80,8 @@ ErrorCode = Literal[
     "engine_unavailable",
     "rate_limited",
     "internal_error",
+    "unknown_symbol",
+    "not_found",
 ]
 
 

@@ -169,6 +169,13 @@ def test_create_account_and_api_keys() -> None:
     assert d.ex.account_for_key("k8") is None
 
 
+@pytest.mark.parametrize("name", ["", "two words", "new\nline", "x" * 65, "semi;colon"])
+def test_account_names_must_be_plain_identifiers(name: str) -> None:
+    d = Driver(make_exchange())
+    out = d.send("", CreateAccount(account=name, cash=10.0))
+    assert isinstance(out[0], Error) and d.ex.account(name) is None
+
+
 def test_unknown_account_is_an_error_not_a_crash() -> None:
     d = Driver(make_exchange())
     out = d.order("nobody", "buy", 1, 100.0)

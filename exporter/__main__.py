@@ -1,0 +1,65 @@
+"""``python -m exporter``: write trades.csv and performance.csv from the engine's event stream.
+
+Flags (each also ``EXCHANGE_EXPORTER_<FLAG>`` / ``EXCHANGE_<FLAG>``, then the config file's
+``[exporter]``): ``--upstream`` (ws://127.0.0.1:9002), ``--out`` (./out), ``--config``,
+``--log-dir``, ``--host`` (accepted for uniformity; the exporter listens on nothing).
+SIGTERM/SIGINT: flush, fsync and exit 0.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from exchange.protocol.config import ConfigError, SystemConfig, load_config
+from exchange.service.logs import configure_logging
+from exchange.service.runtime import run, stop_event_on_signals
+from exchange.service.settings import base_parser, resolve
+from exporter.service import Exporter
+
+
+def parse_settings(argv: list[str] | None = None) -> tuple[dict[str, object], SystemConfig]:
+    """Flags > environment > config file > defaults. Raises ConfigError or ValueError."""
+    parser = base_parser("exporter", "Export trades.csv and performance.csv from the engine.")
+    parser.add_argument("--upstream", default=None, help="engine event port URL")
+    parser.add_argument("--out", default=None, help="output directory (./out)")
+    args = parser.parse_args(argv)
+    config_path = resolve(args, "exporter", {})["config"]
+    config = load_config(config_path)
+    section = config.exporter
+    settings = resolve(
+        args,
+        "exporter",
+        {
+            "host": "127.0.0.1",
+            "config": config_path,
+            "log_dir": "logs",
+            "upstream": section.upstream,
+            "out": section.out,
+        },
+    )
+    return settings, config
+
+
+async def serve(settings: dict[str, object], config: SystemConfig) -> int:
+    stop = stop_event_on_signals()
+    exporter = Exporter(
+        upstream=str(settings["upstream"]),
+        out_dir=Path(str(settings["out"])),
+        settings=config.exporter,
+    )
+    return await exporter.run(stop)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        settings, config = parse_settings(argv)
+    except (ConfigError, ValueError) as exc:
+        print(f"exporter: {exc}", file=sys.stderr)
+        sys.exit(2)
+    configure_logging("exporter", str(settings["log_dir"]))
+    run(lambda: serve(settings, config))
+
+
+if __name__ == "__main__":
+    main()
