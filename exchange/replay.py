@@ -14,21 +14,10 @@ import time
 from pathlib import Path
 
 from exchange.core import CoreConfig, Exchange
+from exchange.core.config import core_config
 from exchange.journal import JournalReader
 from exchange.protocol.config import ConfigError, load_config
 from exchange.snapshots import list_snapshots, read_snapshot
-
-
-def core_config(config_path: str | None) -> CoreConfig:
-    system = load_config(config_path)
-    return CoreConfig(
-        instruments=system.instruments,
-        accounts=system.accounts,
-        max_open_orders=system.max_open_orders,
-        insurance_account=system.insurance_account,
-        insurance_fund_cash=system.insurance_fund_cash,
-        done_order_memory=system.done_order_memory,
-    )
 
 
 def verify(directory: Path, config: CoreConfig) -> int:
@@ -95,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no such data directory: {directory}", file=sys.stderr)
         return 2
     try:
-        config = core_config(args.config)
+        config = core_config(load_config(args.config))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2

@@ -8,12 +8,11 @@ SIGTERM/SIGINT: flush, fsync and exit 0.
 
 from __future__ import annotations
 
-import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from exchange.protocol.config import ConfigError, SystemConfig, load_config
-from exchange.service.logs import configure_logging
-from exchange.service.runtime import run, stop_event_on_signals
+from exchange.protocol.config import SystemConfig, load_config
+from exchange.service.runtime import launch, stop_event_on_signals
 from exchange.service.settings import base_parser, resolve
 from exporter.service import Exporter
 
@@ -51,14 +50,8 @@ async def serve(settings: dict[str, object], config: SystemConfig) -> int:
     return await exporter.run(stop)
 
 
-def main(argv: list[str] | None = None) -> None:
-    try:
-        settings, config = parse_settings(argv)
-    except (ConfigError, ValueError) as exc:
-        print(f"exporter: {exc}", file=sys.stderr)
-        sys.exit(2)
-    configure_logging("exporter", str(settings["log_dir"]))
-    run(lambda: serve(settings, config))
+def main(argv: Sequence[str] | None = None) -> None:
+    launch("exporter", argv, parse_settings, serve)
 
 
 if __name__ == "__main__":

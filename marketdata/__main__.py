@@ -9,15 +9,14 @@ Flags (each also ``EXCHANGE_MARKETDATA_<FLAG>`` / ``EXCHANGE_<FLAG>``, then the 
 from __future__ import annotations
 
 import asyncio
-import sys
+from collections.abc import Sequence
 
 import msgspec
 import structlog
 
-from exchange.protocol.config import ConfigError, SystemConfig, load_config
+from exchange.protocol.config import SystemConfig, load_config
 from exchange.protocol.messages import InstrumentInfo
-from exchange.service.logs import configure_logging
-from exchange.service.runtime import announce_listening, run, stop_event_on_signals
+from exchange.service.runtime import announce_listening, launch, stop_event_on_signals
 from exchange.service.settings import base_parser, resolve
 from marketdata.server import MarketDataRelay
 
@@ -75,14 +74,8 @@ async def serve(settings: dict[str, object], config: SystemConfig) -> int:
     return code
 
 
-def main(argv: list[str] | None = None) -> None:
-    try:
-        settings, config = parse_settings(argv)
-    except (ConfigError, ValueError) as exc:
-        print(f"marketdata: {exc}", file=sys.stderr)
-        sys.exit(2)
-    configure_logging("marketdata", str(settings["log_dir"]))
-    run(lambda: serve(settings, config))
+def main(argv: Sequence[str] | None = None) -> None:
+    launch("marketdata", argv, parse_settings, serve)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,10 @@ standard library.
 
 from __future__ import annotations
 
+from exchange.core import exchange as _exchange_module
 from exchange.core.config import AccountSpec, CoreConfig
 from exchange.core.exchange import Exchange
 from exchange.core.instruments import MONEY_SCALE, Instrument, InstrumentSpec
-
-from exchange.core import exchange as _exchange_module
 
 COMPILED: bool = not _exchange_module.__file__.endswith(".py")
 """True when the core runs as mypyc-compiled code (``scripts/build_native``)."""

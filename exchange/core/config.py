@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-from exchange.protocol.config import AccountSpec, InstrumentSpec
+from exchange.protocol.config import AccountSpec, InstrumentSpec, SystemConfig
 
 
 class CoreConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -19,3 +19,15 @@ class CoreConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     done_order_memory: int = 100_000
     """How many finished orders the core remembers, to answer ``too_late`` instead of
     ``unknown_order``."""
+
+
+def core_config(system: SystemConfig) -> CoreConfig:
+    """The part of the system configuration file that the matching core is built from."""
+    return CoreConfig(
+        instruments=system.instruments,
+        accounts=system.accounts,
+        max_open_orders=system.max_open_orders,
+        insurance_account=system.insurance_account,
+        insurance_fund_cash=system.insurance_fund_cash,
+        done_order_memory=system.done_order_memory,
+    )

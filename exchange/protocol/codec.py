@@ -99,9 +99,7 @@ request_decoder: FrameDecoder[ClientRequest] = FrameDecoder(ClientRequest)
 marketdata_request_decoder: FrameDecoder[MarketDataRequest] = FrameDecoder(MarketDataRequest)
 """Client → relay requests (subscriptions)."""
 
-engine_event_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(
-    list[EngineEvent]
-)
+engine_event_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(list[EngineEvent])
 """Decodes a batch (JSON array) of engine events from the internal event stream."""
 
 __all__ = [

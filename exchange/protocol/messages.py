@@ -262,6 +262,7 @@ class CancelReject(_Server, frozen=True, tag="cancel_reject"):
     text: str
     status: OrderStatus | None
     account: str
+    retry_after_ms: int | None = None
     req_id: RequestId = None
     ts: int | None = None
     seq: int | None = None

@@ -5,8 +5,14 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any, TypeVar
+
+from exchange.protocol.config import ConfigError
+from exchange.service.logs import configure_logging
+
+S = TypeVar("S")
+C = TypeVar("C")
 
 
 def announce_listening(**ports: int) -> None:
@@ -36,3 +42,20 @@ def run(main: Callable[[], Coroutine[Any, Any, int | None]]) -> None:
     else:
         code = uvloop.run(main())
     sys.exit(code or 0)
+
+
+def launch(
+    process: str,
+    argv: Sequence[str] | None,
+    parse: Callable[[Sequence[str] | None], tuple[dict[str, Any], C]],
+    serve: Callable[[dict[str, Any], C], Coroutine[Any, Any, int | None]],
+) -> None:
+    """The whole ``main()`` of a process: parse settings (a bad flag, environment value or
+    config file exits 2 with one clear line on stderr), set up logging, serve until SIGTERM."""
+    try:
+        settings, config = parse(argv)
+    except (ConfigError, ValueError) as exc:
+        print(f"{process}: {exc}", file=sys.stderr)
+        sys.exit(2)
+    configure_logging(process, str(settings["log_dir"]))
+    run(lambda: serve(settings, config))

@@ -1,0 +1,217 @@
+"""The engine process wired together: core, sequencer, publisher, both ports, timers.
+
+``EngineApp`` can run in-process (tests) or under ``python -m exchange``::
+
+    app = EngineApp(load_config(None), command_port=0, event_port=0)
+    await app.start()          # binds both ports; app.command_port / app.event_port are real
+    ...
+    await app.stop()           # closes connections, stops timers, commits the journal
+
+Everything runs on the caller's event loop; the core is only touched from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+from typing import Any
+
+import structlog
+from websockets.asyncio.server import Server, serve
+
+from exchange.core import Exchange
+from exchange.core.config import core_config
+from exchange.engine.command_port import CommandPort
+from exchange.engine.event_port import EventPort, build_snapshot
+from exchange.engine.history import EventHistory
+from exchange.engine.metrics import EngineStats
+from exchange.engine.publisher import Publisher
+from exchange.engine.sequencer import Sequencer
+from exchange.protocol.config import SystemConfig
+from exchange.protocol.messages import Revalue
+from exchange.service.http import http_handler
+
+log = structlog.get_logger("engine")
+
+COMMAND_MAX_FRAME = 16 * 1024 * 1024
+"""Largest frame a gateway may send (a batch of many sessions' envelopes)."""
+EVENT_MAX_FRAME = 64 * 1024
+"""Largest frame an event-port consumer may send (it only sends a ``StreamRequest``)."""
+GATEWAY_BUFFER_LIMIT = 64 * 1024 * 1024
+"""Unsent bytes for one gateway before it is disconnected (it reconnects)."""
+SUBSCRIBER_BUFFER_LIMIT = 32 * 1024 * 1024
+"""Unsent bytes for one event-port consumer before it is disconnected (it resumes with since)."""
+
+DRAIN_TIMEOUT = 1.0
+"""Seconds ``stop`` waits for staged replies and events to be written before closing."""
+
+
+class EngineApp:
+    """The engine: owns the core and serves the command and event ports."""
+
+    def __init__(
+        self,
+        config: SystemConfig,
+        *,
+        host: str = "127.0.0.1",
+        command_port: int = 0,
+        event_port: int = 0,
+        data_dir: str | Path | None = None,
+        core: Exchange | None = None,
+        heartbeat_interval: float = 1.0,
+        subscriber_buffer_limit: int = SUBSCRIBER_BUFFER_LIMIT,
+        gateway_buffer_limit: int = GATEWAY_BUFFER_LIMIT,
+    ) -> None:
+        self.config = config
+        self.host = host
+        self._requested_ports = (command_port, event_port)
+        self.data_dir = Path(data_dir) if data_dir is not None else None
+        self.core = core if core is not None else Exchange(core_config(config))
+        self.stats = EngineStats()
+        self.sequencer = Sequencer(self.core)
+        self.history = EventHistory(config.engine.event_history, self.core.last_seq)
+        self.publisher = Publisher(
+            self.sequencer,
+            self.history,
+            self.stats,
+            lambda: build_snapshot(self.core, time.time_ns()),
+        )
+        self.command = CommandPort(
+            self.sequencer, self.publisher, config, self.stats, buffer_limit=gateway_buffer_limit
+        )
+        self.events = EventPort(
+            self.publisher, self.history, self.stats, buffer_limit=subscriber_buffer_limit
+        )
+        self._heartbeat_interval = heartbeat_interval
+        self._mark_interval = config.engine.mark_interval_ms / 1000
+        self._servers: list[Server] = []
+        self._timers: list[asyncio.Task[None]] = []
+        self._ready = False
+        self.command_port = 0
+        self.event_port = 0
+        self.registry = self.stats.registry()
+        self.stats.gauges.update(
+            {
+                "engine_last_seq": lambda: float(self.core.last_seq),
+                "engine_event_subscribers": lambda: float(len(self.publisher.subscribers)),
+            }
+        )
+        self.stats.labelled_gauges.update(
+            {
+                "engine_connections": (
+                    "port",
+                    lambda: {
+                        "command": float(self.command.connections),
+                        "event": float(self.events.connections),
+                    },
+                ),
+                "engine_queue_bytes": (
+                    "port",
+                    lambda: {
+                        "command": float(self.command.queued_bytes()),
+                        "event": float(self.events.queued_bytes()),
+                    },
+                ),
+            }
+        )
+
+    @property
+    def ready(self) -> bool:
+        return self._ready
+
+    async def start(self) -> None:
+        """Bind both ports and start the timers. Raises OSError if a port is taken."""
+        if self.data_dir is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+        health = http_handler(lambda: self._ready, self.registry)
+        common: dict[str, Any] = {
+            "compression": None,
+            "process_request": health,
+            "close_timeout": 1,
+            "ping_interval": 20,
+            "ping_timeout": 20,
+        }
+        command_server = await serve(
+            self.command.handle,
+            self.host,
+            self._requested_ports[0],
+            max_size=COMMAND_MAX_FRAME,
+            max_queue=64,
+            **common,
+        )
+        self._servers.append(command_server)
+        event_server = await serve(
+            self.events.handle,
+            self.host,
+            self._requested_ports[1],
+            max_size=EVENT_MAX_FRAME,
+            **common,
+        )
+        self._servers.append(event_server)
+        self.command_port = command_server.sockets[0].getsockname()[1]
+        self.event_port = event_server.sockets[0].getsockname()[1]
+        loop = asyncio.get_running_loop()
+        self._timers.append(
+            loop.create_task(self._every(self._heartbeat_interval, self.events.heartbeat))
+        )
+        if self._mark_interval > 0:
+            self._timers.append(loop.create_task(self._every(self._mark_interval, self.revalue)))
+        self._ready = True
+        log.info(
+            "engine_started",
+            command_port=self.command_port,
+            event_port=self.event_port,
+            accounts=len(self.core.accounts()),
+            symbols=len(self.core.symbols()),
+        )
+
+    def revalue(self) -> None:
+        """Mark to market: account updates for every account whose equity moved."""
+        events = self.sequencer.submit("", Revalue())
+        self.stats.commands["Revalue"] += 1
+        self.publisher.publish(events, None)
+
+    async def _every(self, interval: float, action: Any) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                action()
+            except Exception:  # a bug: log it, keep the timer alive
+                log.exception("timer_failed", action=getattr(action, "__name__", str(action)))
+
+    async def stop(self) -> None:
+        """Close both ports and every connection, stop the timers, release what is staged.
+
+        Never raises; returns within about a second (the close timeout) plus the I/O.
+        """
+        self._ready = False
+        for timer in self._timers:
+            timer.cancel()
+        for timer in self._timers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await timer
+        self._timers.clear()
+        self.publisher.flush()
+        outboxes = [peer.outbox for peer in self.publisher.gateways]
+        outboxes += [subscriber.outbox for subscriber in self.publisher.subscribers]
+        if outboxes:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    asyncio.gather(*(outbox.drain() for outbox in outboxes)), DRAIN_TIMEOUT
+                )
+        for server in self._servers:
+            server.close()
+        for server in self._servers:
+            with contextlib.suppress(Exception):
+                await server.wait_closed()
+        self._servers.clear()
+        log.info("engine_stopped", last_seq=self.core.last_seq)
+
+    async def __aenter__(self) -> EngineApp:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()

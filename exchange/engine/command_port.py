@@ -1,0 +1,253 @@
+"""The command port (``--command-port``): gateways' envelopes in, ``EngineReply``s out.
+
+A gateway sends frames of one envelope or a JSON array of envelopes. They are handled in
+order, synchronously (the core is never touched across an ``await``), and each gets exactly
+one ``EngineReply`` with its ``id``; the replies of one loop iteration leave in one frame after
+the journal commit (see ``publisher``).
+
+- ``Submit``: the order command goes through the sequencer; the reply holds every private
+  message it caused (any account's) and any ``error``.
+- ``Authenticate``: ``logged_in`` (with the account's limits) or ``error`` ``auth_failed``.
+- ``RegisterAccount``: checks (``register_disabled``, ``account_exists``, ``invalid_message``
+  for a bad name or cash), then a ``CreateAccount`` with a fresh API key goes through the
+  sequencer (so it is journaled); the reply is ``registered`` then the new account's
+  ``account_update``.
+- ``Query``: ``account`` or ``orders`` for the account, as of the last event.
+
+An envelope that does not decode is counted and answered, if its ``id`` can be read, with an
+``error`` ``invalid_message`` (it is a gateway bug, not a client's).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import secrets
+import time
+from typing import Any
+
+import msgspec
+import structlog
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from exchange.engine.metrics import EngineStats
+from exchange.engine.publisher import GatewayPeer, Publisher
+from exchange.engine.sequencer import Sequencer
+from exchange.protocol.codec import FrameDecoder
+from exchange.protocol.config import SystemConfig
+from exchange.protocol.internal import (
+    Authenticate,
+    GatewayToEngine,
+    Query,
+    RegisterAccount,
+    Submit,
+)
+from exchange.protocol.messages import (
+    CreateAccount,
+    Error,
+    GetAccount,
+    Limits,
+    LoggedIn,
+    Orders,
+    Registered,
+)
+from exchange.service.outbox import Outbox
+
+log = structlog.get_logger("engine.command_port")
+
+_encode = msgspec.json.Encoder().encode
+_envelope_decoder: FrameDecoder[GatewayToEngine] = FrameDecoder(GatewayToEngine)
+_any_decoder = msgspec.json.Decoder()
+_raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
+
+ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}")
+"""Names a ``register`` request may choose: 1-32 of letters, digits, ``_ . -``."""
+
+
+class CommandPort:
+    """Serves gateway connections; one per engine."""
+
+    def __init__(
+        self,
+        sequencer: Sequencer,
+        publisher: Publisher,
+        config: SystemConfig,
+        stats: EngineStats,
+        *,
+        buffer_limit: int,
+    ) -> None:
+        self._sequencer = sequencer
+        self._core = sequencer.core
+        self._publisher = publisher
+        self._stats = stats
+        self._buffer_limit = buffer_limit
+        gateway = config.gateway
+        self._allow_register = gateway.allow_register
+        self._register_cash = gateway.register_cash
+        self._orders_per_second = gateway.orders_per_second
+        self._burst = gateway.burst
+        self._ids = itertools.count(1)
+        self.connections = 0
+
+    def queued_bytes(self) -> int:
+        return sum(peer.outbox.queued_bytes for peer in self._publisher.gateways)
+
+    # ------------------------------------------------------------------ connection
+
+    async def handle(self, ws: ServerConnection) -> None:
+        """One gateway, until it disconnects."""
+        name = f"gateway-{next(self._ids)}"
+
+        async def send(frame: bytes) -> None:
+            await ws.send(frame, text=True)
+
+        def overflow() -> None:
+            self._stats.slow_disconnects["command"] += 1
+            log.warning("gateway_too_slow", gateway=name, limit=self._buffer_limit)
+            asyncio.get_running_loop().create_task(ws.close(1013, "gateway too slow"))
+
+        outbox = Outbox(send, limit=self._buffer_limit, always_array=True, on_overflow=overflow)
+        peer = GatewayPeer(name, outbox)
+        self._publisher.add_gateway(peer)
+        self.connections += 1
+        writer = asyncio.get_running_loop().create_task(outbox.run())
+        log.info("gateway_connected", gateway=name, remote=str(ws.remote_address))
+        try:
+            while True:
+                frame = await ws.recv(decode=False)
+                self.handle_frame(peer, frame)
+        except ConnectionClosed:
+            pass
+        finally:
+            self.connections -= 1
+            self._publisher.remove_gateway(peer)
+            outbox.close()
+            writer.cancel()
+            log.info("gateway_disconnected", gateway=name)
+
+    def handle_frame(self, peer: GatewayPeer, frame: bytes) -> None:
+        """Handle every envelope of ``frame`` in order and stage their replies."""
+        stats = self._stats
+        perf = time.perf_counter
+        for raw in _split(frame):
+            started = perf()
+            envelope = _envelope_decoder.decode_one(raw)
+            kind = type(envelope)
+            if kind is Submit:
+                messages = self._submit(peer, envelope)  # type: ignore[arg-type]
+            elif kind is Error:
+                self._bad_envelope(peer, envelope, raw)  # type: ignore[arg-type]
+                continue
+            elif kind is Query:
+                messages = self._query(envelope)  # type: ignore[arg-type]
+            elif kind is Authenticate:
+                messages = self._authenticate(envelope)  # type: ignore[arg-type]
+            else:
+                messages = self._register(peer, envelope)  # type: ignore[arg-type]
+            stats.commands[kind.__name__] += 1
+            self._publisher.stage_reply(peer, envelope.id, messages)  # type: ignore[union-attr]
+            stats.command_latency.observe(perf() - started)
+
+    # ------------------------------------------------------------------ envelopes
+
+    def _submit(self, peer: GatewayPeer, envelope: Submit) -> list[bytes]:
+        events = self._sequencer.submit(envelope.account, envelope.command)
+        return self._publisher.publish(events, peer)
+
+    def _query(self, envelope: Query) -> list[bytes]:
+        request = envelope.request
+        core = self._core
+        if isinstance(request, GetAccount):
+            reply: Any = core.account_reply(envelope.account, request.req_id)
+            if reply is None:
+                reply = Error(
+                    code="invalid_message",
+                    text=f"unknown account {envelope.account!r}",
+                    ref=request.req_id,
+                )
+        else:
+            reply = Orders(
+                orders=core.open_orders(envelope.account, request.symbol),
+                symbol=request.symbol,
+                req_id=request.req_id,
+                seq=core.last_seq,
+            )
+        return [_encode(reply)]
+
+    def limits(self, account: str) -> Limits:
+        """The limits ``logged_in`` / ``registered`` announce for ``account``."""
+        state = self._core.account(account)
+        max_open = state.max_open_orders if state is not None else 0
+        return Limits(
+            orders_per_second=self._orders_per_second,
+            burst=self._burst,
+            max_open_orders=max_open,
+        )
+
+    def _authenticate(self, envelope: Authenticate) -> list[bytes]:
+        account = self._core.account_for_key(envelope.api_key)
+        if account is None:
+            return [_encode(Error(code="auth_failed", text="invalid API key", ref=None))]
+        return [_encode(LoggedIn(account=account, limits=self.limits(account)))]
+
+    def _register(self, peer: GatewayPeer, envelope: RegisterAccount) -> list[bytes]:
+        req_id = envelope.req_id
+        if not self._allow_register:
+            return [
+                _encode(
+                    Error(code="register_disabled", text="registration is disabled", ref=req_id)
+                )
+            ]
+        name = envelope.account
+        if not ACCOUNT_NAME.fullmatch(name):
+            text = "account names are 1-32 letters, digits, '_', '.', '-', starting alphanumeric"
+            return [_encode(Error(code="invalid_message", text=text, ref=req_id))]
+        cash = envelope.cash
+        if not 0 < cash <= self._register_cash:
+            text = f"cash must be > 0 and <= {self._register_cash:g}"
+            return [_encode(Error(code="invalid_message", text=text, ref=req_id))]
+        if self._core.account(name) is not None:
+            return [
+                _encode(Error(code="account_exists", text=f"account {name!r} exists", ref=req_id))
+            ]
+        api_key = secrets.token_urlsafe(24)
+        events = self._sequencer.submit(
+            "", CreateAccount(account=name, cash=cash, api_key=api_key, req_id=req_id)
+        )
+        messages = self._publisher.publish(events, peer)
+        if self._core.account(name) is None:  # the core refused: its error is in messages
+            return messages
+        registered = Registered(
+            account=name, api_key=api_key, limits=self.limits(name), req_id=req_id
+        )
+        return [_encode(registered), *messages]
+
+    def _bad_envelope(self, peer: GatewayPeer, error: Error, raw: bytes) -> None:
+        """Answer an undecodable envelope if its id can be found; count it either way."""
+        self._stats.bad_envelopes += 1
+        log.warning("bad_envelope", gateway=peer.name, error=error.text)
+        envelope_id = _find_id(raw)
+        if envelope_id is not None:
+            self._publisher.stage_reply(peer, envelope_id, [_encode(error)])
+
+
+def _split(frame: bytes) -> list[bytes]:
+    """The envelopes of a frame: the members of a JSON array, else the frame itself."""
+    if frame.lstrip()[:1] != b"[":
+        return [frame]
+    try:
+        return [bytes(member) for member in _raw_list_decoder.decode(frame)]
+    except msgspec.DecodeError:
+        return [frame]
+
+
+def _find_id(raw: bytes) -> int | None:
+    try:
+        value = _any_decoder.decode(raw)
+    except msgspec.DecodeError:
+        return None
+    if isinstance(value, dict) and type(value.get("id")) is int:
+        return value["id"]
+    return None

@@ -1,0 +1,258 @@
+"""Fan-out of the engine's output: every event encoded once, staged, released once per loop
+iteration after the journal commit.
+
+What goes where:
+
+- every event with a ``seq`` -> the event port (all live subscribers) and the history ring;
+- the private messages of a gateway's command -> that gateway, inside the ``EngineReply`` for
+  the envelope (all of them, whichever account they belong to, plus ``error``s);
+- execution reports and account updates -> also every *other* gateway as ``EnginePush``
+  (the same account may be logged in there; fills of resting orders belong to accounts that
+  may live anywhere). ``cancel_reject`` / ``cancel_all_done`` only ever interest the
+  requesting session, so they are not pushed. Timer commands (revalue) have no origin: their
+  account updates are pushed to every gateway.
+
+Staging and release: results are staged while commands run; the first staged item schedules
+``flush`` with ``call_soon``, so everything produced in one loop iteration is released
+together: one ``sequencer.commit()`` (journal group commit), then one frame per subscriber
+(the events joined once and shared by all subscribers) and one frame per gateway. Nothing is
+acknowledged before it is committed.
+
+Snapshots are built inside ``flush``, after the release, when the core's state is exactly the
+state after the last released event: a subscriber registered there misses and repeats nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from exchange.engine.history import EventHistory
+from exchange.engine.metrics import EngineStats
+from exchange.engine.sequencer import Sequencer
+from exchange.protocol.messages import (
+    AccountUpdate,
+    CancelAllDone,
+    CancelReject,
+    Error,
+    ExecutionReport,
+    Fill,
+)
+from exchange.service.outbox import Outbox
+
+_encode = msgspec.json.Encoder().encode
+
+
+class GatewayPeer:
+    """A gateway connected to the command port: its outbox and what is staged for it."""
+
+    __slots__ = ("_push", "_staged", "dirty", "name", "outbox")
+
+    def __init__(self, name: str, outbox: Outbox) -> None:
+        self.name = name
+        self.outbox = outbox
+        self._staged: list[bytes] = []
+        self._push: list[bytes] | None = None
+        self.dirty = False
+
+    def stage_reply(self, envelope_id: int, messages: list[bytes]) -> None:
+        """Stage the ``EngineReply`` for ``envelope_id`` (``messages`` already encoded)."""
+        if self._push is not None:
+            self._close_push()
+        self._staged.append(
+            b'{"type":"reply","id":%d,"messages":[%b]}' % (envelope_id, b",".join(messages))
+        )
+
+    def stage_push(self, events: list[bytes]) -> None:
+        """Stage private events for an ``EnginePush`` (runs of pushes merge into one)."""
+        if self._push is None:
+            self._push = list(events)
+        else:
+            self._push.extend(events)
+
+    def _close_push(self) -> None:
+        events = self._push or []
+        self._push = None
+        self._staged.append(b'{"type":"push","events":[%b]}' % b",".join(events))
+
+    def release(self) -> None:
+        """Hand everything staged to the outbox (one frame), in staging order."""
+        if self._push is not None:
+            self._close_push()
+        staged = self._staged
+        self._staged = []
+        self.dirty = False
+        self.outbox.put_many(staged)
+
+
+class Subscriber:
+    """An event-port consumer in the live stream."""
+
+    __slots__ = ("name", "outbox", "released_seq")
+
+    def __init__(self, name: str, outbox: Outbox, released_seq: int = 0) -> None:
+        self.name = name
+        self.outbox = outbox
+        self.released_seq = released_seq
+        """The seq of the last event handed to this subscriber's outbox."""
+
+
+class Publisher:
+    """Stages results, commits, releases. One per engine; used from the event loop only."""
+
+    def __init__(
+        self,
+        sequencer: Sequencer,
+        history: EventHistory,
+        stats: EngineStats,
+        build_snapshot: Callable[[], bytes],
+        schedule: Callable[[Callable[[], None]], Any] | None = None,
+    ) -> None:
+        self._sequencer = sequencer
+        self._history = history
+        self._stats = stats
+        self._build_snapshot = build_snapshot
+        self._schedule = schedule or (
+            lambda callback: asyncio.get_running_loop().call_soon(callback)
+        )
+        self._scheduled = False
+        self._staged: list[bytes] = []
+        self._staged_first = 0
+        self._gateways: list[GatewayPeer] = []
+        self._dirty: list[GatewayPeer] = []
+        self._live: dict[Subscriber, None] = {}
+        self._snapshot_waiters: list[Subscriber] = []
+        self.released_seq = history.last_seq
+        """The seq of the last event released to subscribers and gateways."""
+
+    # ------------------------------------------------------------------ peers
+
+    @property
+    def gateways(self) -> list[GatewayPeer]:
+        return self._gateways
+
+    @property
+    def subscribers(self) -> list[Subscriber]:
+        return list(self._live)
+
+    def add_gateway(self, peer: GatewayPeer) -> None:
+        self._gateways.append(peer)
+
+    def remove_gateway(self, peer: GatewayPeer) -> None:
+        if peer in self._gateways:
+            self._gateways.remove(peer)
+        if peer in self._dirty:
+            self._dirty.remove(peer)
+
+    def join_live(self, subscriber: Subscriber) -> None:
+        """Add a subscriber that has every event up to ``released_seq`` (call without awaiting
+        after checking that, so no release slips in between)."""
+        subscriber.released_seq = self.released_seq
+        self._live[subscriber] = None
+
+    def request_snapshot(self, subscriber: Subscriber) -> None:
+        """Send ``subscriber`` a snapshot at the next release, then the live stream."""
+        self._snapshot_waiters.append(subscriber)
+        self._request_flush()
+
+    def remove_subscriber(self, subscriber: Subscriber) -> None:
+        self._live.pop(subscriber, None)
+        if subscriber in self._snapshot_waiters:
+            self._snapshot_waiters.remove(subscriber)
+
+    # ------------------------------------------------------------------ staging
+
+    def publish(self, events: list[Any], origin: GatewayPeer | None) -> list[bytes]:
+        """Encode and stage the events of one command; return the encoded messages that
+        belong in the origin's reply (all private messages and errors, in order)."""
+        stats = self._stats
+        staged = self._staged
+        reply: list[bytes] = []
+        push: list[bytes] = []
+        count = 0
+        for event in events:
+            kind = type(event)
+            data = _encode(event)
+            if kind is Error:
+                reply.append(data)
+                continue
+            if not staged:
+                self._staged_first = event.seq
+            staged.append(data)
+            count += 1
+            if kind is ExecutionReport:
+                reply.append(data)
+                push.append(data)
+                exec_type = event.exec_type
+                if exec_type == "new":
+                    stats.orders += 1
+                elif exec_type == "rejected":
+                    stats.rejects[event.reject_reason or "none"] += 1
+            elif kind is AccountUpdate:
+                reply.append(data)
+                push.append(data)
+            elif kind is Fill:
+                stats.trades += 1
+            elif kind is CancelReject:
+                reply.append(data)
+                stats.rejects[event.reject_reason] += 1
+            elif kind is CancelAllDone:
+                reply.append(data)
+        stats.events += count
+        if push:
+            for peer in self._gateways:
+                if peer is not origin:
+                    peer.stage_push(push)
+                    self._mark(peer)
+        if count:
+            self._request_flush()
+        return reply
+
+    def stage_reply(self, peer: GatewayPeer, envelope_id: int, messages: list[bytes]) -> None:
+        """Stage the reply to one envelope for ``peer``."""
+        peer.stage_reply(envelope_id, messages)
+        self._mark(peer)
+
+    def _mark(self, peer: GatewayPeer) -> None:
+        if not peer.dirty:
+            peer.dirty = True
+            self._dirty.append(peer)
+        self._request_flush()
+
+    def _request_flush(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            self._schedule(self.flush)
+
+    # ------------------------------------------------------------------ release
+
+    def flush(self) -> None:
+        """Commit, then release everything staged (called once per loop iteration)."""
+        self._scheduled = False
+        self._sequencer.commit()
+        staged = self._staged
+        if staged:
+            self._staged = []
+            self._history.extend(self._staged_first, staged)
+            last = self._history.last_seq
+            self.released_seq = last
+            chunk = b",".join(staged)
+            for subscriber in tuple(self._live):
+                subscriber.outbox.put(chunk)
+                subscriber.released_seq = last
+        if self._dirty:
+            dirty = self._dirty
+            self._dirty = []
+            for peer in dirty:
+                peer.release()
+        if self._snapshot_waiters:
+            waiters = self._snapshot_waiters
+            self._snapshot_waiters = []
+            snapshot = self._build_snapshot()
+            for subscriber in waiters:
+                subscriber.outbox.put_frame(snapshot)
+                self._stats.snapshots_sent += 1
+                self.join_live(subscriber)

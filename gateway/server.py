@@ -1,0 +1,253 @@
+"""The gateway process shell: the clients' WebSocket server and the engine link.
+
+``GatewayApp`` can run in-process (tests) or under ``python -m gateway``::
+
+    app = GatewayApp(config, port=0, engine_url="ws://127.0.0.1:9000")
+    await app.start()          # binds; app.port is real; the engine link connects in the background
+    ...
+    await app.stop()
+
+Per connection: text frames are decoded (one message or a batch) and handed to the
+dispatcher member by member; replies leave through the session's outbox (everything ready in
+one loop iteration in one frame). A binary frame is an ``invalid_message`` error; frames over
+``gateway.max_frame_bytes`` close 1009 and invalid UTF-8 closes 1007 (websockets does both);
+more than 100 invalid messages within 10 s close 1008; a client that does not read (unsent
+replies over ``session_buffer_limit``) is closed 1013.
+
+Authentication on the handshake: ``Authorization: Bearer <api_key>`` is checked with the engine
+before the upgrade (401 with an ``auth_failed`` error body when wrong, 503 with
+``engine_unavailable`` when the engine is down); the session starts logged in and its first
+message is ``logged_in``. ``?cancel_on_disconnect=true`` on the URL sets that option.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import weakref
+from urllib.parse import parse_qs, urlsplit
+
+import msgspec
+import structlog
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from exchange.protocol.codec import request_decoder
+from exchange.protocol.config import SystemConfig
+from exchange.protocol.messages import Error, LoggedIn
+from exchange.service.http import http_handler, response
+from exchange.service.outbox import Outbox
+from gateway.dispatch import Dispatcher
+from gateway.engine_link import EngineLink
+from gateway.metrics import GatewayStats
+from gateway.sessions import FloodGuard, Session, SessionRegistry
+
+log = structlog.get_logger("gateway")
+
+_encode = msgspec.json.Encoder().encode
+
+SESSION_BUFFER_LIMIT = 8 * 1024 * 1024
+"""Unsent bytes for one client before it is closed 1013."""
+FLOOD_LIMIT = 100
+FLOOD_WINDOW = 10.0
+CLOSE_DRAIN_TIMEOUT = 1.0
+STARTUP_WAIT = 2.0
+"""Seconds ``start`` waits for the engine before serving anyway (engine_unavailable)."""
+_BINARY_FRAME = Error(
+    code="invalid_message", text="binary frames are not supported: send JSON text frames"
+)
+
+
+class GatewayApp:
+    """One gateway: client sessions on ``port``, one link to the engine."""
+
+    def __init__(
+        self,
+        config: SystemConfig,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        engine_url: str | None = None,
+        session_buffer_limit: int = SESSION_BUFFER_LIMIT,
+        flood_limit: int = FLOOD_LIMIT,
+        flood_window: float = FLOOD_WINDOW,
+        reconnect_initial: float = 0.05,
+        reconnect_max: float = 2.0,
+        startup_wait: float = STARTUP_WAIT,
+    ) -> None:
+        self.config = config
+        self.host = host
+        self._requested_port = port
+        self.engine_url = engine_url or config.gateway.engine
+        self.stats = GatewayStats()
+        self.registry = SessionRegistry()
+        self.link = EngineLink(
+            self.engine_url,
+            self.stats,
+            on_push=self._on_push,
+            on_up=self._on_link_up,
+            initial_delay=reconnect_initial,
+            max_delay=reconnect_max,
+        )
+        self.dispatcher = Dispatcher(self.link, self.registry, self.stats)
+        self._startup_wait = startup_wait
+        self._session_buffer_limit = session_buffer_limit
+        self._flood = (flood_limit, flood_window)
+        self._max_frame = config.gateway.max_frame_bytes
+        self._handshake_logins: weakref.WeakKeyDictionary[
+            ServerConnection, tuple[LoggedIn, bool]
+        ] = weakref.WeakKeyDictionary()
+        self._server: Server | None = None
+        self._serving = False
+        self.connections = 0
+        self.port = 0
+        self.registry_metrics = self.stats.registry()
+        self.stats.gauges.update(
+            {
+                "gateway_connections": lambda: float(self.connections),
+                "gateway_sessions_logged_in": lambda: float(len(self.registry)),
+                "gateway_engine_up": lambda: 1.0 if self.link.up else 0.0,
+                "gateway_engine_in_flight": lambda: float(self.link.in_flight),
+            }
+        )
+        self._health = http_handler(self.ready, self.registry_metrics)
+
+    def ready(self) -> bool:
+        """Serving and connected to the engine (``/healthz`` is 200 only then)."""
+        return self._serving and self.link.up
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start connecting to the engine, wait up to ``startup_wait`` seconds for the first
+        connection (so clients arriving right after start-up find the engine), then bind the
+        port. Raises OSError if the port is taken."""
+        self.link.start()
+        if self._startup_wait > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.link.wait_up(), self._startup_wait)
+        self._server = await serve(
+            self._handle,
+            self.host,
+            self._requested_port,
+            compression=None,
+            max_size=self._max_frame,
+            max_queue=32,
+            process_request=self._process_request,
+            close_timeout=1,
+            ping_interval=20,
+            ping_timeout=20,
+        )
+        self.port = self._server.sockets[0].getsockname()[1]
+        self._serving = True
+        log.info("gateway_started", port=self.port, engine=self.engine_url)
+
+    async def stop(self) -> None:
+        """Close every session (cancel-on-disconnect cancels are sent to the engine, waiting up
+        to a second for them), then the engine link. Never raises."""
+        self._serving = False
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+            self._server = None
+        await self.link.stop()
+        log.info("gateway_stopped")
+
+    async def __aenter__(self) -> GatewayApp:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ engine side
+
+    def _on_push(self, events: list[msgspec.Raw]) -> None:
+        self.dispatcher.on_push(events)
+
+    def _on_link_up(self) -> None:
+        self.dispatcher.on_link_up()
+
+    # ------------------------------------------------------------------ handshake
+
+    async def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        if "upgrade" not in request.headers.get("Connection", "").lower():
+            return self._health(connection, request)
+        query = parse_qs(urlsplit(request.path).query)
+        cancel_on_disconnect = query.get("cancel_on_disconnect", ["false"])[-1].lower() in (
+            "1",
+            "true",
+            "yes",
+        )
+        authorization = request.headers.get("Authorization")
+        if authorization is None:
+            return None  # log in with a message (cancel_on_disconnect is its field then)
+        scheme, _, api_key = authorization.strip().partition(" ")
+        if scheme.lower() != "bearer" or not api_key.strip():
+            return _json_response(401, "auth_failed", "expected Authorization: Bearer <api_key>")
+        answer = await self.dispatcher.authenticate(api_key.strip())
+        if type(answer) is LoggedIn:
+            self._handshake_logins[connection] = (answer, cancel_on_disconnect)
+            return None
+        assert type(answer) is Error
+        self.stats.rejected[answer.code] += 1
+        status = 503 if answer.code in ("engine_unavailable", "internal_error") else 401
+        return _json_response(status, answer.code, answer.text)
+
+    # ------------------------------------------------------------------ connection
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        self.connections += 1
+        self.stats.connections_opened += 1
+
+        async def send(frame: bytes) -> None:
+            await ws.send(frame, text=True)
+
+        def overflow() -> None:
+            self.stats.slow_closes += 1
+            asyncio.get_running_loop().create_task(ws.close(1013, "slow consumer"))
+
+        outbox = Outbox(
+            send, limit=self._session_buffer_limit, always_array=False, on_overflow=overflow
+        )
+        session = Session(outbox.put, FloodGuard(*self._flood))
+        writer = asyncio.get_running_loop().create_task(outbox.run())
+        dispatcher = self.dispatcher
+        login = self._handshake_logins.pop(ws, None)
+        if login is not None:
+            answer, cancel_on_disconnect = login
+            dispatcher.log_in(session, answer.account, answer.limits, cancel_on_disconnect)
+            session.deliver(_encode(answer))
+        try:
+            async for frame in ws:
+                if type(frame) is bytes:
+                    dispatcher.invalid(session, _BINARY_FRAME)
+                else:
+                    messages, _ = request_decoder.decode_frame(frame)
+                    for message in messages:
+                        waiter = dispatcher.handle(session, message)
+                        if waiter is not None:
+                            await waiter
+                if session.flooded:
+                    self.stats.flood_closes += 1
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(outbox.drain(), CLOSE_DRAIN_TIMEOUT)
+                    await ws.close(1008, "too many invalid messages")
+                    break
+        except ConnectionClosed:
+            pass
+        finally:
+            self.connections -= 1
+            dispatcher.disconnect(session)
+            outbox.close()
+            writer.cancel()
+
+
+def _json_response(status: int, code: str, text: str) -> Response:
+    body = json.dumps({"type": "error", "code": code, "text": text, "ref": None}).encode()
+    return response(status, body, "application/json")
