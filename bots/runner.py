@@ -1,0 +1,331 @@
+"""The socket shell around ``BotDriver``: gateway and relay connections, timer, sending.
+
+``BotRunner.run(stop)`` keeps two connections alive until ``stop`` is set:
+
+- gateway: log in (``cancel_on_disconnect`` on), resync account and orders, then feed every
+  message to the driver; requests go out in batches as the driver's rate limit allows;
+- relay: subscribe to ``instruments``, ``book.S`` and ``trades.S`` for every symbol, feed
+  the driver, and unsubscribe + subscribe a book whose ``prev_seq`` chain broke.
+
+Either connection is re-established after it drops (backoff 0.2 s doubling to 5 s). On
+stop: ``on_stop``, then ``cancel_all`` per symbol, wait (briefly) for ``cancel_all_done``,
+close, return 0. A refused API key ends the run with exit code 2.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import structlog
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from bots.driver import BotDriver
+from exchange.protocol import FrameDecoder, encode, encode_batch
+from exchange.protocol.messages import (
+    Account,
+    AccountUpdate,
+    Bbo,
+    BookSnapshot,
+    BookUpdate,
+    CancelAllDone,
+    CancelReject,
+    Error,
+    ExecutionReport,
+    Heartbeat,
+    Instruments,
+    Liquidation,
+    LoggedIn,
+    Login,
+    Orders,
+    Pong,
+    Register,
+    Registered,
+    Subscribe,
+    Subscribed,
+    Trade,
+    Unsubscribe,
+    Unsubscribed,
+)
+
+log = structlog.get_logger()
+
+GatewayMessage = (
+    LoggedIn
+    | Registered
+    | Pong
+    | Error
+    | ExecutionReport
+    | CancelReject
+    | CancelAllDone
+    | AccountUpdate
+    | Account
+    | Orders
+)
+MarketDataMessage = (
+    Subscribed
+    | Unsubscribed
+    | Instruments
+    | BookSnapshot
+    | BookUpdate
+    | Trade
+    | Bbo
+    | Liquidation
+    | Heartbeat
+    | Error
+    | Pong
+)
+_gateway_decoder: FrameDecoder[Any] = FrameDecoder(GatewayMessage)
+_marketdata_decoder: FrameDecoder[Any] = FrameDecoder(MarketDataMessage)
+
+STOP_GRACE_S = 2.0
+"""How long shutdown waits for ``cancel_all_done`` before closing anyway."""
+STATS_EVERY_S = 30.0
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    gateway: str
+    marketdata: str
+    account: str
+    api_key: str | None
+    register_cash: float = 100_000.0
+    depth: int = 20
+
+
+class FatalError(Exception):
+    """A condition retrying cannot fix (a refused API key)."""
+
+
+def _connect(url: str) -> Any:
+    return connect(
+        url, compression=None, open_timeout=5, close_timeout=1, max_size=2**22, proxy=None
+    )
+
+
+class BotRunner:
+    """See the module docstring."""
+
+    def __init__(self, driver: BotDriver, settings: RunnerSettings) -> None:
+        self.driver = driver
+        self.settings = settings
+        self.api_key = settings.api_key
+        self._gateway: ClientConnection | None = None
+        self._wake = asyncio.Event()
+        self._cancel_all_done = asyncio.Event()
+        self._fatal: FatalError | None = None
+        self._pending_stops = 0
+        self._stopping = False
+        self._clock = time.monotonic
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self, stop: asyncio.Event) -> int:
+        """Trade until ``stop`` is set or a fatal error; returns the exit code."""
+        failed = asyncio.Event()
+        tasks = [
+            asyncio.create_task(self._keep(self._gateway_session, "gateway", failed)),
+            asyncio.create_task(self._keep(self._marketdata_session, "marketdata", failed)),
+            asyncio.create_task(self._timer()),
+            asyncio.create_task(self._sender()),
+            asyncio.create_task(self._stats()),
+        ]
+        waiters = [asyncio.create_task(stop.wait()), asyncio.create_task(failed.wait())]
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+        self._stopping = True
+        if self._fatal is None:
+            await self._shutdown()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._log_stats("bot_stopped")
+        if self._fatal is not None:
+            log.error("bot_fatal", reason=str(self._fatal))
+            return 2
+        return 0
+
+    async def _shutdown(self) -> None:
+        gateway = self._gateway
+        requests = self.driver.stop_requests()
+        if gateway is None or not self.driver.logged_in:
+            log.warning("stop_without_gateway", note="orders are cancelled on disconnect")
+            return
+        symbols = self.driver.context.symbols
+        self._cancel_all_done.clear()
+        self._pending_stops = len(symbols)
+        try:
+            await gateway.send(encode_batch(list(requests)).decode())
+            await asyncio.wait_for(self._cancel_all_done.wait(), STOP_GRACE_S)
+            log.info("orders_cancelled", symbols=list(symbols))
+        except (ConnectionClosed, TimeoutError, OSError) as exc:
+            log.warning("cancel_on_stop_unconfirmed", error=type(exc).__name__)
+        await gateway.close()
+
+    async def _keep(
+        self,
+        session: Callable[[ClientConnection], Awaitable[None]],
+        name: str,
+        failed: asyncio.Event,
+    ) -> None:
+        """Run ``session`` on a fresh connection to ``name`` forever, with backoff."""
+        url = self.settings.gateway if name == "gateway" else self.settings.marketdata
+        delay = 0.2
+        while True:
+            try:
+                async with _connect(url) as ws:
+                    log.info("connected", to=name, url=url)
+                    delay = 0.2
+                    await session(ws)
+                if not self._stopping:
+                    log.warning("disconnected", to=name)
+            except FatalError as exc:
+                self._fatal = exc
+                failed.set()
+                return
+            except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
+                self._lost(name)
+                log.warning("connection_failed", to=name, url=url, error=str(exc) or repr(exc))
+            except InvalidURI as exc:
+                self._fatal = FatalError(f"bad {name} URL {url!r}: {exc}")
+                failed.set()
+                return
+            self._lost(name)
+            await asyncio.sleep(delay)  # reconnect backoff
+            delay = min(delay * 2, 5.0)
+
+    def _lost(self, name: str) -> None:
+        if name == "gateway":
+            self._gateway = None
+            self.driver.gateway_lost()
+        else:
+            self.driver.market_data_lost()
+
+    # ------------------------------------------------------------------ gateway
+
+    async def _gateway_session(self, ws: ClientConnection) -> None:
+        if self.api_key is not None:
+            hello: Any = Login(api_key=self.api_key, cancel_on_disconnect=True)
+        else:
+            hello = Register(account=self.settings.account, cash=self.settings.register_cash)
+        await ws.send(encode(hello).decode())
+        async for frame in ws:
+            messages, _ = _gateway_decoder.decode_frame(frame)
+            for message in messages:
+                await self._on_gateway(ws, message)
+            self._wake.set()
+
+    async def _on_gateway(self, ws: ClientConnection, message: Any) -> None:
+        now = self._clock()
+        match message:
+            case LoggedIn() | Registered():
+                if isinstance(message, Registered):
+                    self.api_key = message.api_key
+                    log.info("registered", account=message.account)
+                if message.account != self.settings.account:
+                    raise FatalError(
+                        f"the API key logs into account {message.account!r}, "
+                        f"not {self.settings.account!r}"
+                    )
+                self._gateway = ws
+                resync = self.driver.login(message.limits, now)
+                log.info("logged_in", account=message.account, limits=str(message.limits))
+                await ws.send(encode_batch(list(resync)).decode())
+            case Error(code="auth_failed" | "account_exists" | "register_disabled"):
+                raise FatalError(f"{message.code}: {message.text}")
+            case Error(code="not_logged_in" | "engine_unavailable"):
+                log.warning("gateway_error", code=message.code, text=message.text)
+            case CancelAllDone() if isinstance(message.req_id, str) and message.req_id.startswith(
+                "stop-"
+            ):
+                self.driver.gateway(message, now)
+                self._pending_stops -= 1
+                if self._pending_stops <= 0:
+                    self._cancel_all_done.set()
+            case Pong():
+                pass
+            case _:
+                self.driver.gateway(message, now)
+
+    async def _sender(self) -> None:
+        """Send the driver's requests as the rate limit allows, batched per frame."""
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while True:
+                ws = self._gateway
+                if ws is None:
+                    break
+                now = self._clock()
+                batch = self.driver.take_requests(now)
+                if batch:
+                    try:
+                        await ws.send(encode_batch(list(batch)).decode())
+                    except ConnectionClosed:
+                        break
+                delay = self.driver.send_delay(self._clock())
+                if delay is None:
+                    break
+                await asyncio.sleep(max(delay, 0.001))  # rate limiting, not synchronisation
+
+    # ------------------------------------------------------------------ market data
+
+    async def _marketdata_session(self, ws: ClientConnection) -> None:
+        symbols = self.driver.context.symbols
+        channels = ["instruments"]
+        for symbol in symbols:
+            channels += [f"book.{symbol}", f"trades.{symbol}"]
+        await ws.send(
+            encode(Subscribe(channels=channels, depth=self.settings.depth, req_id="bot")).decode()
+        )
+        async for frame in ws:
+            messages, _ = _marketdata_decoder.decode_frame(frame)
+            resubscribe: list[str] = []
+            now = self._clock()
+            for message in messages:
+                if isinstance(message, Error):
+                    log.warning("marketdata_error", code=message.code, text=message.text)
+                    continue
+                resubscribe += self.driver.market_data(message, now)
+            if resubscribe:
+                book_channels = [f"book.{s}" for s in resubscribe]
+                log.info("resubscribe", channels=book_channels)
+                await ws.send(encode(Unsubscribe(channels=book_channels)).decode())
+                await ws.send(
+                    encode(Subscribe(channels=book_channels, depth=self.settings.depth)).decode()
+                )
+            self._wake.set()
+
+    # ------------------------------------------------------------------ timers
+
+    async def _timer(self) -> None:
+        interval = self.driver.strategy.timer_interval
+        if not interval:
+            return
+        while True:
+            await asyncio.sleep(interval)  # the strategy's clock
+            self.driver.context.now_ns = max(self.driver.context.now_ns, time.time_ns())
+            self.driver.timer(self._clock())
+            self._wake.set()
+
+    async def _stats(self) -> None:
+        while True:
+            await asyncio.sleep(STATS_EVERY_S)  # periodic summary
+            self._log_stats("bot_stats")
+
+    def _log_stats(self, event: str) -> None:
+        ctx = self.driver.context
+        stats = {k: v for k, v in sorted(self.driver.stats.items()) if v}
+        log.info(
+            event,
+            position=ctx.position(),
+            equity=round(ctx.equity, 2),
+            open_orders=len(ctx.orders),
+            counts=msgspec.json.encode(stats).decode(),
+        )

@@ -1,0 +1,4 @@
+"""Built-in strategies (``--strategy maker|taker|random|market_maker``).
+
+They use only ``bots.api``, like any user strategy, and double as examples.
+"""

@@ -1,0 +1,76 @@
+"""``taker``: an informed trader that crosses the spread.
+
+It carries a private fair value that follows a random walk (``volatility_bps`` per
+√second, from the seeded ``ctx.random``): when the best ask is below it by more than
+``edge_bps`` it buys, when the best bid is above it it sells, with IOC orders priced at
+its fair value (so it never pays more than it thinks the asset is worth). Now and then it
+also trades at random (``noise_probability``). This is what moves prices: makers lean
+against their inventory, so they follow the informed flow.
+"""
+
+from __future__ import annotations
+
+import math
+
+from bots.api import Context, Intents, LimitOrder, Strategy, StrategyConfig
+from bots.strategies._quoting import lots_for
+
+
+class TakerConfig(StrategyConfig):
+    interval_s: float = 0.5
+    """How often it looks at the market."""
+    volatility_bps: float = 12.0
+    """Random walk of the private fair value, in basis points per √second."""
+    edge_bps: float = 4.0
+    """Trade only when the price is at least this far on the right side of fair value."""
+    order_notional: float = 8_000.0
+    max_leverage: float = 3.0
+    """Largest position value as a multiple of equity (then it only trades to reduce)."""
+    noise_probability: float = 0.15
+    """Chance per look of a random-side trade regardless of the fair value."""
+    mean_reversion: float = 0.0005
+    """Pull of the fair value back toward the market per look (keeps the two together)."""
+
+
+class Taker(Strategy[TakerConfig]):
+    """Informed IOC trading around a random-walk fair value (see module doc)."""
+
+    def __init__(self, config: TakerConfig | None = None) -> None:
+        super().__init__(config)
+        self.timer_interval = self.config.interval_s
+        self.fair: float | None = None
+
+    def on_start(self, ctx: Context) -> Intents:
+        self.fair = ctx.mid()
+        return None
+
+    def on_timer(self, ctx: Context) -> Intents:
+        cfg = self.config
+        mid = ctx.mid()
+        if mid is None:
+            return None
+        if self.fair is None:
+            self.fair = mid
+        step = cfg.volatility_bps / 1e4 * math.sqrt(cfg.interval_s)
+        self.fair *= math.exp(ctx.random.gauss(0.0, step))
+        self.fair += cfg.mean_reversion * (mid - self.fair)
+        if ctx.open_orders():
+            return None  # the last IOC is still in flight
+        bid, ask = ctx.bbo()
+        position_value = ctx.position() * mid
+        qty = lots_for(ctx, cfg.order_notional * (0.5 + ctx.random.random()), mid)
+        edge = self.fair * cfg.edge_bps / 1e4
+        cap = cfg.max_leverage * max(ctx.equity, 0.0)
+        can_buy = position_value < cap
+        can_sell = position_value > -cap
+        if ask is not None and can_buy and ask < self.fair - edge:
+            return LimitOrder("buy", ctx.round_down(self.fair - edge), qty, tif="ioc")
+        if bid is not None and can_sell and bid > self.fair + edge:
+            return LimitOrder("sell", ctx.round_up(self.fair + edge), qty, tif="ioc")
+        if ctx.random.random() < cfg.noise_probability:
+            side = "buy" if ctx.random.random() < 0.5 else "sell"
+            if side == "buy" and ask is not None and can_buy:
+                return LimitOrder("buy", ask, qty, tif="ioc")
+            if side == "sell" and bid is not None and can_sell:
+                return LimitOrder("sell", bid, qty, tif="ioc")
+        return None
