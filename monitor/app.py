@@ -1,0 +1,106 @@
+"""The Textual app: panels rendered from ``MonitorState`` at a steady rate.
+
+The relay reader (``monitor.feed.run_feed``) runs in a worker and only reduces messages
+into the state; a timer re-renders the panels ``fps`` times a second, whatever the message
+rate. Keys: ←/→ (or [ ]) switch symbols, a / l / t switch the bottom panel, q quits.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Sparkline, Static
+
+from monitor import view
+from monitor.feed import run_feed
+from monitor.state import MonitorState, Panel, SelectPanel, SelectSymbol, reduce
+
+
+class MonitorApp(App[None]):
+    """A read-only live view of the exchange. ``url`` None: no connection (tests)."""
+
+    TITLE = "exchange monitor"
+    CSS = """
+    #status { height: 1; }
+    #top { height: 1fr; }
+    #ladder { width: 46; border: round $secondary; padding: 0 1; }
+    #tape { width: 1fr; border: round $secondary; padding: 0 1; }
+    #price { height: 5; border: round $secondary; }
+    #price-label { height: 1; padding: 0 1; }
+    #sparkline { height: 2; margin: 0 1; }
+    #bottom { height: 14; border: round $secondary; padding: 0 1; }
+    """
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("q", "quit", "Quit"),
+        Binding("left,[", "symbol(-1)", "Prev symbol"),
+        Binding("right,]", "symbol(1)", "Next symbol"),
+        Binding("a", "panel('accounts')", "Accounts"),
+        Binding("l", "panel('liquidations')", "Liquidations"),
+        Binding("t", "panel('trades')", "All trades"),
+    ]
+
+    def __init__(
+        self,
+        url: str | None,
+        token: str | None = None,
+        *,
+        fps: float = 5.0,
+        depth: int = 10,
+        state: MonitorState | None = None,
+    ) -> None:
+        super().__init__()
+        self.url = url
+        self.token = token
+        self.fps = fps
+        self.depth = depth
+        self.state = state or MonitorState()
+        self.renders = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="status")
+        with Horizontal(id="top"):
+            yield Static(id="ladder")
+            yield Static(id="tape")
+        with Vertical(id="price"):
+            yield Static(id="price-label")
+            yield Sparkline([], id="sparkline")
+        yield Static(id="bottom")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        if self.url is not None:
+            self.run_worker(run_feed(self.url, self.token, self.state), name="feed", exclusive=True)
+        self.refresh_view()
+        self.set_interval(1 / self.fps, self.refresh_view)
+
+    def refresh_view(self) -> None:
+        """Render every panel from the state (called on the timer, not per message)."""
+        state = self.state
+        self.renders += 1
+        self.query_one("#status", Static).update(view.status_line(state))
+        ladder = self.query_one("#ladder", Static)
+        fits = max(1, (ladder.content_size.height - 3) // 2) if ladder.content_size.height else 1
+        ladder.update(view.ladder(state, min(self.depth, fits)))
+        self.query_one("#tape", Static).update(view.tape(state, 40, only_selected=True))
+        self.query_one("#price-label", Static).update(view.price_summary(state))
+        self.query_one("#sparkline", Sparkline).data = list(
+            state.prices.get(state.selected or "", ())
+        )
+        bottom = self.query_one("#bottom", Static)
+        if state.panel == "accounts":
+            bottom.update(view.accounts(state))
+        elif state.panel == "liquidations":
+            bottom.update(view.liquidations(state))
+        else:
+            bottom.update(view.tape(state, 12))
+
+    def action_symbol(self, step: int) -> None:
+        reduce(self.state, SelectSymbol(step=step))
+        self.refresh_view()
+
+    def action_panel(self, panel: Panel) -> None:
+        reduce(self.state, SelectPanel(panel))
+        self.refresh_view()

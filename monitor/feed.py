@@ -1,0 +1,91 @@
+"""The monitor's socket reader: keeps one relay connection alive and reduces every message
+into the state. Runs as a Textual worker (an asyncio task on the app's loop), so it can
+touch the state without locks; the screen renders it on its own timer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+
+from exchange.protocol import FrameDecoder, encode
+from exchange.protocol.messages import (
+    AccountUpdate,
+    Bbo,
+    BookSnapshot,
+    BookUpdate,
+    Error,
+    Heartbeat,
+    Instruments,
+    Liquidation,
+    Pong,
+    Subscribe,
+    Subscribed,
+    Trade,
+    Unsubscribe,
+    Unsubscribed,
+)
+from monitor.state import Connected, Connecting, Disconnected, MonitorState, reduce, take_resync
+
+FeedMessage = (
+    Subscribed
+    | Unsubscribed
+    | Instruments
+    | BookSnapshot
+    | BookUpdate
+    | Trade
+    | Bbo
+    | Liquidation
+    | Heartbeat
+    | AccountUpdate
+    | Error
+    | Pong
+)
+decoder: FrameDecoder[Any] = FrameDecoder(FeedMessage)
+
+MAX_BACKOFF_S = 3.0
+
+
+def channels(token: str | None) -> list[str]:
+    """What the monitor subscribes to: everything public, plus accounts with a token."""
+    names = ["instruments", "book.*", "trades.*", "liquidations"]
+    return [*names, "accounts"] if token else names
+
+
+async def run_feed(url: str, token: str | None, state: MonitorState, depth: int = 20) -> None:
+    """Follow the relay at ``url`` forever, reconnecting with backoff. Never returns;
+    cancel the task to stop it."""
+    import asyncio
+
+    if not token:
+        state.accounts_access = "no_token"
+    attempt = 0
+    while True:
+        reduce(state, Connecting(url, attempt))
+        try:
+            async with connect(
+                url, compression=None, open_timeout=5, close_timeout=1, max_size=2**24, proxy=None
+            ) as ws:
+                reduce(state, Connected(url))
+                attempt = 0
+                subscribe = Subscribe(channels=channels(token), depth=depth, token=token)
+                await ws.send(encode(subscribe).decode())
+                async for frame in ws:
+                    messages, _ = decoder.decode_frame(frame)
+                    for message in messages:
+                        reduce(state, message)
+                    stale = take_resync(state)
+                    if stale:
+                        books = [f"book.{s}" for s in stale]
+                        await ws.send(encode(Unsubscribe(channels=books)).decode())
+                        await ws.send(encode(Subscribe(channels=books, depth=depth)).decode())
+            reduce(state, Disconnected("the relay closed the connection"))
+        except InvalidURI as exc:
+            reduce(state, Disconnected(f"bad URL: {exc}"))
+            return
+        except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
+            reduce(state, Disconnected(str(exc) or type(exc).__name__))
+        attempt += 1
+        await asyncio.sleep(min(MAX_BACKOFF_S, 0.25 * 2**attempt))  # reconnect backoff

@@ -1,0 +1,190 @@
+"""Pure rendering: ``MonitorState`` → rich ``Text`` blocks for the screen's panels.
+
+No Textual here, so every panel can be checked as plain text in tests.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from rich.text import Text
+
+from exchange.protocol.messages import AccountUpdate
+from monitor.state import MonitorState
+
+STATUS_STYLE = {
+    "connected": "bold black on green",
+    "connecting": "bold black on yellow",
+    "reconnecting": "bold black on yellow",
+    "disconnected": "bold white on red",
+}
+
+
+def clock(ts: int) -> str:
+    """``ts`` (ns since the epoch) as UTC ``HH:MM:SS.mmm``."""
+    if ts <= 0:
+        return "--:--:--.---"
+    moment = datetime.fromtimestamp(ts / 1e9, tz=UTC)
+    return moment.strftime("%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
+
+
+def fmt_price(price: float, tick: float | None) -> str:
+    if tick is None or tick <= 0:
+        return f"{price:.2f}"
+    decimals = len(f"{tick:.10f}".rstrip("0").split(".")[1]) if tick < 1 else 1
+    return f"{price:.{max(decimals, 1)}f}"
+
+
+def status_line(state: MonitorState) -> Text:
+    """The connection indicator and what is selected."""
+    text = Text()
+    text.append(f" {state.status.upper()} ", style=STATUS_STYLE[state.status])
+    if state.status == "reconnecting":
+        text.append(f" attempt {state.attempts}")
+    text.append(f"  {state.url}  ", style="dim")
+    symbols = "  ".join(f"[{s}]" if s == state.selected else s for s in state.symbols)
+    text.append(symbols or "(no symbols yet)", style="bold")
+    text.append(f"  panel: {state.panel}  msgs {state.messages}  seq {state.last_seq}  ")
+    text.append(clock(state.last_ts), style="dim")
+    if state.last_error and state.status != "connected":
+        text.append(f"  {state.last_error}", style="red")
+    return text
+
+
+def ladder(state: MonitorState, depth: int = 10) -> Text:
+    """The selected book: asks (highest first) over bids, sizes and cumulative sizes."""
+    symbol = state.selected
+    text = Text()
+    if symbol is None:
+        return Text("waiting for market data…", style="dim")
+    book = state.book(symbol)
+    info = state.instruments.get(symbol)
+    tick = info.tick_size if info else None
+    text.append(f"{symbol} book", style="bold")
+    if not book.synced:
+        text.append("  (resyncing)", style="yellow")
+    text.append(f"\n{'':4}{'price':>12} {'size':>9} {'cum':>10}\n", style="dim")
+    bids, asks = book.levels(depth)
+    cumulative = 0
+    ask_rows = []
+    for price, qty in asks:
+        cumulative += qty
+        ask_rows.append(f"ASK {fmt_price(price, tick):>12} {qty:>9} {cumulative:>10}")
+    for row in reversed(ask_rows):
+        text.append(row + "\n", style="red")
+    if bids and asks:
+        spread = asks[0][0] - bids[0][0]
+        mid = (asks[0][0] + bids[0][0]) / 2
+        text.append(
+            f"{'':4}spread {fmt_price(spread, tick)} ({spread / mid * 1e4:.1f} bps)"
+            f"  mid {fmt_price(mid, tick)}\n",
+            style="bold",
+        )
+    else:
+        text.append(f"{'':4}spread -\n", style="bold")
+    cumulative = 0
+    for price, qty in bids:
+        cumulative += qty
+        text.append(f"BID {fmt_price(price, tick):>12} {qty:>9} {cumulative:>10}\n", style="green")
+    return text
+
+
+def tape(state: MonitorState, rows: int = 30, only_selected: bool = False) -> Text:
+    """The latest trades, newest first."""
+    text = Text()
+    text.append(f"{'time':12} {'symbol':9} {'side':4} {'price':>12} {'qty':>7}\n", style="dim")
+    shown = 0
+    for trade in state.tape:
+        if only_selected and trade.symbol != state.selected:
+            continue
+        info = state.instruments.get(trade.symbol)
+        price = fmt_price(trade.price, info.tick_size if info else None)
+        style = "green" if trade.aggressor == "buy" else "red"
+        line = f"{clock(trade.ts):12} {trade.symbol:9} {trade.aggressor:4} {price:>12}"
+        text.append(f"{line} {trade.qty:>7}\n", style=style)
+        shown += 1
+        if shown >= rows:
+            break
+    if shown == 0:
+        text.append("no trades yet\n", style="dim")
+    return text
+
+
+def positions_text(update: AccountUpdate) -> str:
+    held = [p for p in update.positions if p.qty]
+    return " ".join(f"{p.symbol}:{p.qty:+d}" for p in held) or "flat"
+
+
+def margin_use(update: AccountUpdate) -> float:
+    """Initial margin as a fraction of equity (inf when equity is gone)."""
+    if update.equity <= 0:
+        return float("inf") if update.initial_margin > 0 else 0.0
+    return update.initial_margin / update.equity
+
+
+def ranked_accounts(state: MonitorState) -> list[AccountUpdate]:
+    """Accounts by equity, richest first (ties by name)."""
+    return sorted(state.accounts.values(), key=lambda a: (-a.equity, a.account))
+
+
+def accounts(state: MonitorState, rows: int = 20) -> Text:
+    """Accounts ranked by equity: position, PnL, fees, margin use."""
+    if state.accounts_access == "no_token":
+        return Text("accounts: start the monitor with --token (a [marketdata] monitor token)")
+    if state.accounts_access == "forbidden":
+        return Text("accounts: the relay refused the token (forbidden)", style="red")
+    text = Text()
+    text.append(
+        f"{'#':>2} {'account':14} {'equity':>14} {'realized':>12} {'unrealized':>12} "
+        f"{'fees':>10} {'margin':>7}  positions\n",
+        style="dim",
+    )
+    for rank, update in enumerate(ranked_accounts(state)[:rows], start=1):
+        use = margin_use(update)
+        style = "bold red" if update.liquidating else ("yellow" if use > 0.5 else "")
+        flag = " LIQUIDATING" if update.liquidating else ""
+        text.append(
+            f"{rank:>2} {update.account[:14]:14} {update.equity:>14,.2f} "
+            f"{update.realized_pnl:>12,.2f} {update.unrealized_pnl:>12,.2f} "
+            f"{update.fees:>10,.2f} {use:>6.0%}  {positions_text(update)}{flag}\n",
+            style=style,
+        )
+    if not state.accounts:
+        text.append("no account updates yet\n", style="dim")
+    return text
+
+
+def liquidations(state: MonitorState, rows: int = 20) -> Text:
+    """The liquidation log, newest first."""
+    text = Text()
+    text.append(
+        f"{'time':12} {'account':14} {'symbol':9} {'side':4} {'qty':>7} {'price':>12}\n",
+        style="dim",
+    )
+    for event in list(state.liquidations)[:rows]:
+        info = state.instruments.get(event.symbol)
+        price = fmt_price(event.price, info.tick_size if info else None)
+        text.append(
+            f"{clock(event.ts):12} {event.account[:14]:14} {event.symbol:9} {event.side:4} "
+            f"{event.qty:>7} {price:>12}\n",
+            style="bold red",
+        )
+    if not state.liquidations:
+        text.append("no liquidations yet\n", style="dim")
+    return text
+
+
+def price_summary(state: MonitorState) -> Text:
+    """Last, low and high of the selected symbol's recent trades, and its volume."""
+    symbol = state.selected
+    prices = list(state.prices.get(symbol or "", ()))
+    if symbol is None or not prices:
+        return Text("price: no trades yet", style="dim")
+    info = state.instruments.get(symbol)
+    tick = info.tick_size if info else None
+    change = (prices[-1] / prices[0] - 1) * 100 if prices[0] else 0.0
+    return Text(
+        f"{symbol} last {fmt_price(prices[-1], tick)}  low {fmt_price(min(prices), tick)}  "
+        f"high {fmt_price(max(prices), tick)}  {change:+.2f}% over {len(prices)} trades  "
+        f"volume {state.volumes.get(symbol, 0)}"
+    )

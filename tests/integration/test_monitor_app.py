@@ -1,0 +1,146 @@
+"""The Textual monitor driven by Pilot: panels at a fixed size, keys, and the connection
+indicator against a small relay stand-in on port 0 that drops the connection."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import Static
+from websockets.asyncio.server import ServerConnection, serve
+
+from exchange.protocol.messages import (
+    AccountUpdate,
+    BookSnapshot,
+    InstrumentInfo,
+    Instruments,
+    Position,
+    Trade,
+)
+from monitor.app import MonitorApp
+from monitor.state import MonitorState, reduce
+from tests.support import seconds
+
+SIZE = (120, 40)
+
+
+def info(symbol: str, tick: float) -> InstrumentInfo:
+    return InstrumentInfo(
+        symbol=symbol, tick_size=tick, lot_size=1.0, reference_price=100.0, initial_margin=0.1,
+        maintenance_margin=0.05, max_order_qty=100, max_position=1000, price_band=0.1,
+        maker_fee=0.0, taker_fee=0.0,
+    )  # fmt: skip
+
+
+def market() -> MonitorState:
+    state = MonitorState()
+    reduce(state, Instruments(instruments=[info("AAPL", 0.01), info("BTC-PERP", 0.5)]))
+    reduce(state, BookSnapshot(symbol="AAPL", seq=3, ts=3, bids=[(189.9, 40)], asks=[(190.1, 25)]))
+    reduce(
+        state,
+        BookSnapshot(symbol="BTC-PERP", seq=4, ts=4, bids=[(64999.5, 2)], asks=[(65001.0, 1)]),
+    )
+    for i, price in enumerate([190.0, 190.05, 190.1]):
+        trade = Trade(
+            symbol="AAPL", trade_id=i, price=price, qty=5, aggressor="buy", ts=10**9 * i, seq=5 + i
+        )
+        reduce(state, trade)
+    update = AccountUpdate(
+        account="alice", cash=99_000.0, equity=100_250.0, realized_pnl=-10.0,
+        unrealized_pnl=1_250.0, fees=3.0, initial_margin=20_000.0, maintenance_margin=10_000.0,
+        available=80_250.0, positions=[Position("AAPL", 100, 187.6, 190.0, -10.0, 1_250.0)], seq=9,
+    )  # fmt: skip
+    reduce(state, update)
+    return state
+
+
+def text(app: MonitorApp, widget_id: str) -> str:
+    content: Any = app.query_one(f"#{widget_id}", Static).content
+    return str(getattr(content, "plain", content))
+
+
+async def test_panels_at_a_fixed_size() -> None:
+    app = MonitorApp(None, state=market())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert text(app, "status").startswith(" CONNECTING ")
+        assert "[AAPL]  BTC-PERP" in text(app, "status")
+        ladder = text(app, "ladder").splitlines()
+        assert ladder[0] == "AAPL book"
+        assert ladder[2].split() == ["ASK", "190.10", "25", "25"]
+        assert "spread 0.20 (10.5 bps)  mid 190.00" in ladder[3]
+        assert ladder[4].split() == ["BID", "189.90", "40", "40"]
+        tape = text(app, "tape").splitlines()
+        assert tape[1].split() == ["00:00:02.000", "AAPL", "buy", "190.10", "5"]
+        assert "AAPL last 190.10  low 190.00  high 190.10" in text(app, "price-label")
+        accounts = text(app, "bottom").splitlines()
+        assert accounts[1].split()[:5] == ["1", "alice", "100,250.00", "-10.00", "1,250.00"]
+        assert "20%  AAPL:+100" in accounts[1]
+
+
+async def test_keys_switch_symbols_and_panels_and_q_quits() -> None:
+    app = MonitorApp(None, state=market())
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("right")
+        assert text(app, "ladder").startswith("BTC-PERP book")
+        assert "65001.0" in text(app, "ladder")
+        await pilot.press("left", "l")
+        assert text(app, "ladder").startswith("AAPL book")
+        assert "no liquidations yet" in text(app, "bottom")
+        await pilot.press("t")
+        assert "AAPL" in text(app, "bottom").splitlines()[1]
+        await pilot.press("a")
+        assert "alice" in text(app, "bottom")
+        await pilot.press("q")
+    assert app.return_code == 0
+
+
+async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 10) -> None:
+    """Let the app run until ``condition`` holds (bounded)."""
+    deadline = asyncio.get_running_loop().time() + seconds(timeout)
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never held"
+        await pilot.pause(0.05)
+
+
+async def test_indicator_follows_the_connection_and_the_app_reconnects() -> None:
+    connections: list[dict[str, Any]] = []
+    drop = asyncio.Event()
+
+    async def relay(ws: ServerConnection) -> None:
+        connections.append(json.loads(await ws.recv()))
+        snapshot = {
+            "type": "book_snapshot", "symbol": "AAPL", "seq": 1, "ts": 1,
+            "bids": [[99.0, 1]], "asks": [[101.0, 2]],
+        }  # fmt: skip
+        await ws.send(json.dumps([snapshot]))
+        if len(connections) == 1:
+            await drop.wait()
+            return  # closes the connection
+        await ws.wait_closed()
+
+    async with serve(relay, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        app = MonitorApp(f"ws://127.0.0.1:{port}", token="monitor-token", fps=20)
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: "101.00" in text(app, "ladder"))
+            assert text(app, "status").startswith(" CONNECTED ")
+            assert connections[0]["channels"][-1] == "accounts"
+            assert connections[0]["token"] == "monitor-token"
+            drop.set()
+            await until(pilot, lambda: app.state.status == "disconnected")
+            await until(pilot, lambda: len(connections) == 2 and app.state.status == "connected")
+            await until(pilot, lambda: text(app, "status").startswith(" CONNECTED "))
+            assert app.renders > 2
+
+
+async def test_indicator_shows_the_relay_is_down_and_it_keeps_retrying() -> None:
+    app = MonitorApp("ws://127.0.0.1:9", fps=20)  # nothing listens on port 9
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: app.state.attempts >= 2)
+        await until(pilot, lambda: text(app, "status").startswith(" DISCONNECTED "))
+        assert "Connect call failed" in text(app, "status")
+        assert "accounts: start the monitor with --token" in text(app, "bottom")
