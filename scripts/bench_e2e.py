@@ -1,0 +1,427 @@
+#!/usr/bin/env python
+"""End-to-end benchmark of the running system: real processes, real sockets.
+
+Starts the engine, one gateway and the market-data relay as subprocesses (port 0, a fresh
+data directory, a generated config with many accounts and no rate limit), then measures:
+
+  fixed    N client connections offering a fixed total rate of new orders (each followed by
+           its cancel, so the book stays small); ack latency = time from sending a new_order
+           to receiving its `new` execution report (perf_counter_ns stamps, hdrhistogram).
+  saturate the same clients send batches (JSON arrays) as fast as the system acknowledges
+           them, with a bounded number of batches in flight per connection; acked orders/s.
+  fanout   S relay subscribers on book.* and trades.* while orders flow; events delivered
+           per subscriber per second and the delay from the engine's event ts to receipt.
+
+Usage: .venv/bin/python scripts/bench_e2e.py [--clients 8] [--rate 5000] [--seconds 5]
+       [--batch 50] [--subscribers 100] [--fsync batch|none|always]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import websockets
+from hdrh.histogram import HdrHistogram
+
+ROOT = Path(__file__).resolve().parent.parent
+SYMBOL = "BENCH"
+_decode = msgspec.json.Decoder().decode
+_json_encode = msgspec.json.Encoder().encode
+
+
+def _encode(message: Any) -> str:
+    """A message as a JSON text frame (bytes would go out as a binary frame)."""
+    return _json_encode(message).decode()
+
+
+def write_config(directory: Path, accounts: int) -> Path:
+    lines = [
+        "[[instruments]]",
+        f'symbol = "{SYMBOL}"',
+        "tick_size = 0.01",
+        "reference_price = 100.0",
+        "price_band = 0.5",
+        "max_order_qty = 100000",
+        "max_position = 100000000",
+        "",
+        "[gateway]",
+        "orders_per_second = 10000000.0",
+        "burst = 10000000",
+        "",
+        "[engine]",
+        "mark_interval_ms = 1000",
+    ]
+    for n in range(accounts):
+        lines += [
+            "",
+            "[[accounts]]",
+            f'name = "bench{n}"',
+            "cash = 1000000000.0",
+            f'api_key = "bench{n}-key"',
+            "max_open_orders = 1000000",
+        ]
+    path = directory / "bench.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@dataclass
+class Process:
+    name: str
+    popen: subprocess.Popen[str]
+    ports: dict[str, int] = field(default_factory=dict)
+
+
+def start(name: str, args: list[str], env: dict[str, str]) -> Process:
+    popen = subprocess.Popen(
+        [sys.executable, "-m", name, *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert popen.stdout is not None
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        line = popen.stdout.readline()
+        if not line:
+            raise RuntimeError(f"{name} exited before listening")
+        if line.startswith("listening"):
+            ports = dict(part.split("=") for part in line.split()[1:])
+            return Process(name, popen, {k: int(v) for k, v in ports.items()})
+    raise RuntimeError(f"{name} did not start")
+
+
+def stop(process: Process) -> None:
+    process.popen.terminate()
+    try:
+        process.popen.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.popen.kill()
+
+
+async def connect_client(port: int, n: int) -> Any:
+    return await websockets.connect(
+        f"ws://127.0.0.1:{port}",
+        additional_headers={"Authorization": f"Bearer bench{n}-key"},
+        compression=None,
+        max_size=2**24,
+        max_queue=None,
+    )
+
+
+def iter_messages(frame: str | bytes) -> list[dict[str, Any]]:
+    value = _decode(frame)
+    return value if isinstance(value, list) else [value]
+
+
+async def fixed_rate(port: int, clients: int, rate: float, seconds: float) -> HdrHistogram:
+    """Offer ``rate`` new orders/s in total; each order is cancelled right after its ack."""
+    histogram = HdrHistogram(1, 60_000_000_000, 3)
+    sockets = [await connect_client(port, n) for n in range(clients)]
+    per_client = rate / clients
+    stop_at = time.perf_counter() + seconds
+
+    async def run(ws: Any, n: int) -> None:
+        sent: dict[int, int] = {}
+        rng = random.Random(n)
+        next_id = 0
+
+        async def reader() -> None:
+            async for frame in ws:
+                for msg in iter_messages(frame):
+                    req = msg.get("req_id")
+                    if msg.get("exec_type") == "new" and req in sent:
+                        histogram.record_value(time.perf_counter_ns() - sent.pop(req))
+                        await ws.send(
+                            _encode({"type": "cancel_order", "order_id": msg["order_id"]})
+                        )
+
+        task = asyncio.create_task(reader())
+        interval = 1.0 / per_client
+        due = time.perf_counter()
+        while due < stop_at:
+            now = time.perf_counter()
+            if now < due:
+                await asyncio.sleep(due - now)
+            next_id += 1
+            side = "buy" if next_id % 2 else "sell"
+            price = (
+                95.0 - rng.randint(0, 300) / 100
+                if side == "buy"
+                else 105.0 + rng.randint(0, 300) / 100
+            )
+            sent[next_id] = time.perf_counter_ns()
+            await ws.send(
+                _encode(
+                    {
+                        "type": "new_order",
+                        "symbol": SYMBOL,
+                        "side": side,
+                        "qty": 1,
+                        "price": round(price, 2),
+                        "req_id": next_id,
+                    }
+                )
+            )
+            due += interval
+        await asyncio.sleep(0.5)
+        task.cancel()
+
+    await asyncio.gather(*(run(ws, n) for n, ws in enumerate(sockets)))
+    for ws in sockets:
+        await ws.close()
+    return histogram
+
+
+async def saturate(
+    port: int, clients: int, seconds: float, batch: int, window: int
+) -> tuple[int, float, HdrHistogram]:
+    """Send batches of new orders (with cancels) as fast as they are acknowledged."""
+    histogram = HdrHistogram(1, 60_000_000_000, 3)
+    sockets = [await connect_client(port, n) for n in range(clients)]
+    acked = 0
+    started = time.perf_counter()
+    stop_at = started + seconds
+
+    async def run(ws: Any, n: int) -> None:
+        nonlocal acked
+        rng = random.Random(n)
+        in_flight = asyncio.Semaphore(window)
+        stamps: dict[int, tuple[int, int]] = {}
+        next_batch = 0
+        done = asyncio.Event()
+
+        async def reader() -> None:
+            nonlocal acked
+            async for frame in ws:
+                for msg in iter_messages(frame):
+                    req = msg.get("req_id")
+                    if msg.get("exec_type") == "new" and req is not None:
+                        acked += 1
+                        key = req // 1_000_000
+                        entry = stamps.get(key)
+                        if entry is not None:
+                            remaining = entry[1] - 1
+                            if remaining == 0:
+                                histogram.record_value(time.perf_counter_ns() - entry[0])
+                                del stamps[key]
+                                in_flight.release()
+                            else:
+                                stamps[key] = (entry[0], remaining)
+                if done.is_set() and not stamps:
+                    return
+
+        task = asyncio.create_task(reader())
+        while time.perf_counter() < stop_at:
+            await in_flight.acquire()
+            next_batch += 1
+            members = []
+            for k in range(batch):
+                side = "buy" if k % 2 else "sell"
+                offset = rng.randint(0, 300) / 100
+                price = 95.0 - offset if side == "buy" else 105.0 + offset
+                members.append(
+                    {
+                        "type": "new_order",
+                        "symbol": SYMBOL,
+                        "side": side,
+                        "qty": 1,
+                        "price": round(price, 2),
+                        "tif": "gtc",
+                        "req_id": next_batch * 1_000_000 + k,
+                    }
+                )
+            members.append({"type": "cancel_all", "symbol": SYMBOL})
+            stamps[next_batch] = (time.perf_counter_ns(), batch)
+            await ws.send(_encode(members))
+        done.set()
+        try:
+            await asyncio.wait_for(task, timeout=10)
+        except (TimeoutError, asyncio.CancelledError):
+            task.cancel()
+
+    await asyncio.gather(*(run(ws, n) for n, ws in enumerate(sockets)))
+    elapsed = time.perf_counter() - started
+    for ws in sockets:
+        await ws.close()
+    return acked, elapsed, histogram
+
+
+async def fanout(
+    relay_port: int, gateway_port: int, subscribers: int, rate: float, seconds: float
+) -> tuple[float, HdrHistogram, int]:
+    """Subscribers on book + trades while a fixed order flow with trades runs."""
+    histogram = HdrHistogram(1, 60_000_000_000, 3)
+    counts = [0] * subscribers
+    subs = []
+    for _ in range(subscribers):
+        ws = await websockets.connect(
+            f"ws://127.0.0.1:{relay_port}", compression=None, max_size=2**24, max_queue=None
+        )
+        await ws.send(
+            _encode(
+                {
+                    "type": "subscribe",
+                    "channels": [f"book.{SYMBOL}", f"trades.{SYMBOL}", f"bbo.{SYMBOL}"],
+                }
+            )
+        )
+        subs.append(ws)
+    measuring = False
+
+    async def listen(i: int, ws: Any) -> None:
+        async for frame in ws:
+            now = time.time_ns()
+            for msg in iter_messages(frame):
+                ts = msg.get("ts")
+                if measuring and ts and msg.get("type") in ("book_update", "trade", "bbo"):
+                    counts[i] += 1
+                    if i % 10 == 0:
+                        histogram.record_value(max(1, now - ts))
+
+    listeners = [asyncio.create_task(listen(i, ws)) for i, ws in enumerate(subs)]
+    traders = [await connect_client(gateway_port, n) for n in range(2)]
+
+    async def drain(ws: Any) -> None:
+        async for _ in ws:
+            pass
+
+    drains = [asyncio.create_task(drain(ws)) for ws in traders]
+    await asyncio.sleep(0.5)
+    measuring = True
+    started = time.perf_counter()
+    interval = 2.0 / rate
+    due = started
+    n = 0
+    while time.perf_counter() - started < seconds:
+        now = time.perf_counter()
+        if now < due:
+            await asyncio.sleep(due - now)
+        n += 1
+        price = round(100.0 + (n % 7 - 3) * 0.01, 2)
+        await traders[0].send(
+            _encode(
+                {"type": "new_order", "symbol": SYMBOL, "side": "sell", "qty": 1, "price": price}
+            )
+        )
+        await traders[1].send(
+            _encode(
+                {"type": "new_order", "symbol": SYMBOL, "side": "buy", "qty": 1, "price": price}
+            )
+        )
+        due += interval
+    elapsed = time.perf_counter() - started
+    await asyncio.sleep(0.5)
+    measuring = False
+    for task in listeners + drains:
+        task.cancel()
+    for ws in subs + traders:
+        await ws.close()
+    per_subscriber = sum(counts) / subscribers / elapsed
+    return per_subscriber, histogram, min(counts)
+
+
+def quantiles(histogram: HdrHistogram) -> str:
+    def ms(p: float) -> str:
+        return f"{histogram.get_value_at_percentile(p) / 1e6:.2f}"
+
+    peak = histogram.get_max_value() / 1e6
+    return f"p50 {ms(50)} ms, p99 {ms(99)} ms, p99.9 {ms(99.9)} ms, max {peak:.2f} ms"
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        directory = Path(tmp)
+        config = write_config(directory, max(args.clients, 2))
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        common = ["--config", str(config), "--log-dir", str(directory / "logs")]
+        engine = start(
+            "exchange",
+            [
+                "--command-port",
+                "0",
+                "--event-port",
+                "0",
+                "--data-dir",
+                str(directory / "data"),
+                *(["--fsync", args.fsync] if args.fsync != "engine-default" else []),
+                *common,
+            ],
+            env,
+        )
+        gateway = start(
+            "gateway",
+            ["--port", "0", "--engine", f"ws://127.0.0.1:{engine.ports['command_port']}", *common],
+            env,
+        )
+        relay = start(
+            "marketdata",
+            ["--port", "0", "--upstream", f"ws://127.0.0.1:{engine.ports['event_port']}", *common],
+            env,
+        )
+        try:
+            print(f"python {sys.version.split()[0]}, clients={args.clients}, fsync={args.fsync}")
+            hist = await fixed_rate(gateway.ports["port"], args.clients, args.rate, args.seconds)
+            print(
+                f"fixed    {args.rate:,.0f} orders/s offered: {hist.get_total_count():,} acked, "
+                f"ack latency {quantiles(hist)}"
+            )
+            acked, elapsed, hist = await saturate(
+                gateway.ports["port"], args.clients, args.seconds, args.batch, args.window
+            )
+            print(
+                f"saturate batches of {args.batch}: {acked / elapsed:,.0f} acked orders/s "
+                f"({acked:,} in {elapsed:.1f}s), batch ack {quantiles(hist)}"
+            )
+            rate, hist, slowest = await fanout(
+                relay.ports["port"],
+                gateway.ports["port"],
+                args.subscribers,
+                args.fanout_rate,
+                args.seconds,
+            )
+            print(
+                f"fanout   {args.subscribers} subscribers: {rate:,.0f} events/s each "
+                f"(slowest got {slowest:,}), engine->subscriber delay {quantiles(hist)}"
+            )
+        finally:
+            for process in (relay, gateway, engine):
+                stop(process)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--rate", type=float, default=5000.0)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--batch", type=int, default=50)
+    parser.add_argument("--window", type=int, default=4)
+    parser.add_argument("--subscribers", type=int, default=100)
+    parser.add_argument("--fanout-rate", type=float, default=2000.0, help="orders/s for fanout")
+    parser.add_argument(
+        "--fsync", default="engine-default", choices=["engine-default", "batch", "none", "always"]
+    )
+    args = parser.parse_args()
+    try:
+        import uvloop
+
+        uvloop.run(main_async(args))
+    except ImportError:
+        asyncio.run(main_async(args))
+
+
+if __name__ == "__main__":
+    main()
