@@ -8,6 +8,7 @@ printed as ``listening command_port=X event_port=Y``. SIGTERM/SIGINT: clean exit
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,6 +28,13 @@ def settings_from(argv: Sequence[str] | None) -> tuple[dict[str, Any], SystemCon
     parser.add_argument("--command-port", type=int, default=None, help="gateways' port (9000)")
     parser.add_argument("--event-port", type=int, default=None, help="event stream port (9002)")
     parser.add_argument("--data-dir", default=None, help="journal and snapshots (./data)")
+    parser.add_argument(
+        "--fsync",
+        default=None,
+        choices=["batch", "always", "none"],
+        help="journal durability: group commit per loop iteration (batch, default), "
+        "every command (always), or leave it to the OS (none)",
+    )
     args = parser.parse_args(argv)
     config_path = resolve(args, PROCESS, {})["config"]
     config = load_config(config_path)
@@ -40,23 +48,32 @@ def settings_from(argv: Sequence[str] | None) -> tuple[dict[str, Any], SystemCon
             "command_port": config.engine.command_port,
             "event_port": config.engine.event_port,
             "data_dir": config.engine.data_dir,
+            "fsync": config.engine.fsync,
         },
     )
+    if settings["fsync"] not in ("batch", "always", "none"):
+        raise ValueError(f"fsync must be batch, always or none, not {settings['fsync']!r}")
     return settings, config
 
 
 async def serve(settings: dict[str, Any], config: SystemConfig) -> int:
     """Run the engine until SIGTERM/SIGINT; returns the exit code."""
     from exchange.engine import EngineApp
+    from exchange.recovery import RecoveryError
 
     stop = stop_event_on_signals()
-    app = EngineApp(
-        config,
-        host=settings["host"],
-        command_port=int(settings["command_port"]),
-        event_port=int(settings["event_port"]),
-        data_dir=settings["data_dir"],
-    )
+    try:
+        app = EngineApp(
+            config,
+            host=settings["host"],
+            command_port=int(settings["command_port"]),
+            event_port=int(settings["event_port"]),
+            data_dir=settings["data_dir"],
+            fsync=settings["fsync"],
+        )
+    except (RecoveryError, ValueError) as exc:
+        print(f"{PROCESS}: cannot start from {settings['data_dir']}: {exc}", file=sys.stderr)
+        return 2
     await app.start()
     announce_listening(command_port=app.command_port, event_port=app.event_port)
     await stop.wait()

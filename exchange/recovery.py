@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -90,7 +90,11 @@ def repair_journal(directory: Path) -> list[str]:
     return problems
 
 
-def _replay(core: Exchange, records: Iterator[JournalRecord]) -> tuple[int, int]:
+def _replay(
+    core: Exchange,
+    records: Iterator[JournalRecord],
+    sink: Callable[[list[Any]], None] | None = None,
+) -> tuple[int, int]:
     replayed = 0
     next_index = -1
     for record in records:
@@ -99,14 +103,22 @@ def _replay(core: Exchange, records: Iterator[JournalRecord]) -> tuple[int, int]
                 f"journal record {record.index} starts after seq {record.seq_before} but the "
                 f"state is at seq {core.last_seq}"
             )
-        core.submit(record.account, record.command, record.ts)
+        events = core.submit(record.account, record.command, record.ts)
+        if sink is not None:
+            sink(events)
         replayed += 1
         next_index = record.index + 1
     return replayed, next_index
 
 
-def recover(directory: Path, config: CoreConfig) -> Recovery:
-    """Rebuild the core from ``directory`` (created empty if missing)."""
+def recover(
+    directory: Path, config: CoreConfig, sink: Callable[[list[Any]], None] | None = None
+) -> Recovery:
+    """Rebuild the core from ``directory`` (created empty if missing).
+
+    ``sink`` receives the events of every replayed journal record, in order (the engine keeps
+    them so consumers can resume from before the restart).
+    """
     started = time.perf_counter()
     directory.mkdir(parents=True, exist_ok=True)
     check_config(directory, config)
@@ -130,7 +142,7 @@ def recover(directory: Path, config: CoreConfig) -> Recovery:
         break
     if core is None:
         core = Exchange(config)
-    replayed, next_index = _replay(core, reader.records(snapshot_index or 0))
+    replayed, next_index = _replay(core, reader.records(snapshot_index or 0), sink)
     if next_index < 0:
         next_index = snapshot_index or 0
     return Recovery(
@@ -165,6 +177,8 @@ def events_since(directory: Path, config: CoreConfig, since: int) -> Iterator[li
     reader = JournalReader(directory)
     core: Exchange | None = None
     start_index = 0
+    if not directory.is_dir():
+        raise RecoveryError(f"no journal in {directory}")
     for info in list_snapshots(directory):
         snapshot = read_snapshot(info.path)
         if snapshot is not None and snapshot.seq <= since:

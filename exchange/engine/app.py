@@ -24,6 +24,7 @@ from websockets.asyncio.server import Server, serve
 from exchange.core import Exchange
 from exchange.core.config import core_config
 from exchange.engine.command_port import CommandPort
+from exchange.engine.durability import Durability
 from exchange.engine.event_port import EventPort, build_snapshot
 from exchange.engine.history import EventHistory
 from exchange.engine.metrics import EngineStats
@@ -60,6 +61,7 @@ class EngineApp:
         event_port: int = 0,
         data_dir: str | Path | None = None,
         core: Exchange | None = None,
+        fsync: str | None = None,
         heartbeat_interval: float = 1.0,
         subscriber_buffer_limit: int = SUBSCRIBER_BUFFER_LIMIT,
         gateway_buffer_limit: int = GATEWAY_BUFFER_LIMIT,
@@ -68,10 +70,29 @@ class EngineApp:
         self.host = host
         self._requested_ports = (command_port, event_port)
         self.data_dir = Path(data_dir) if data_dir is not None else None
-        self.core = core if core is not None else Exchange(core_config(config))
+        self.durability: Durability | None = None
+        recovered: list[bytes] = []
+        if core is not None:
+            self.core = core
+        elif self.data_dir is not None:
+            self.durability, self.core, recovered, first_seq = Durability.open(
+                self.data_dir, core_config(config), config.engine.keep_snapshots
+            )
+        else:
+            self.core = Exchange(core_config(config))
         self.stats = EngineStats()
-        self.sequencer = Sequencer(self.core)
-        self.history = EventHistory(config.engine.event_history, self.core.last_seq)
+        mode = fsync or config.engine.fsync
+        self.sequencer = Sequencer(
+            self.core,
+            journal=self.durability.writer if self.durability else None,
+            sync=mode != "none",
+            sync_each=mode == "always",
+        )
+        self.history = EventHistory(
+            config.engine.event_history, self.core.last_seq - len(recovered)
+        )
+        if recovered:
+            self.history.extend(first_seq + 1, recovered)
         self.publisher = Publisher(
             self.sequencer,
             self.history,
@@ -82,7 +103,11 @@ class EngineApp:
             self.sequencer, self.publisher, config, self.stats, buffer_limit=gateway_buffer_limit
         )
         self.events = EventPort(
-            self.publisher, self.history, self.stats, buffer_limit=subscriber_buffer_limit
+            self.publisher,
+            self.history,
+            self.stats,
+            buffer_limit=subscriber_buffer_limit,
+            disk=self.durability,
         )
         self._heartbeat_interval = heartbeat_interval
         self._mark_interval = config.engine.mark_interval_ms / 1000
@@ -158,6 +183,9 @@ class EngineApp:
         )
         if self._mark_interval > 0:
             self._timers.append(loop.create_task(self._every(self._mark_interval, self.revalue)))
+        snapshot_interval = self.config.engine.snapshot_interval_s
+        if self.durability is not None and snapshot_interval > 0:
+            self._timers.append(loop.create_task(self._every(snapshot_interval, self.snapshot)))
         self._ready = True
         log.info(
             "engine_started",
@@ -172,6 +200,14 @@ class EngineApp:
         events = self.sequencer.submit("", Revalue())
         self.stats.commands["Revalue"] += 1
         self.publisher.publish(events, None)
+
+    def snapshot(self) -> None:
+        """Snapshot the state now if anything changed since the last one (no-op without a
+        data directory)."""
+        durability = self.durability
+        if durability is not None and durability.dirty:
+            self.publisher.flush()
+            durability.snapshot(self.core)
 
     async def _every(self, interval: float, action: Any) -> None:
         while True:
@@ -207,6 +243,8 @@ class EngineApp:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
         self._servers.clear()
+        if self.durability is not None:
+            self.durability.close(self.core)
         log.info("engine_stopped", last_seq=self.core.last_seq)
 
     async def __aenter__(self) -> EngineApp:

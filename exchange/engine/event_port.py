@@ -26,6 +26,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from exchange.core import Exchange
+from exchange.engine.durability import Durability
 from exchange.engine.history import EventHistory
 from exchange.engine.metrics import EngineStats
 from exchange.engine.publisher import Publisher, Subscriber
@@ -88,9 +89,11 @@ class EventPort:
         stats: EngineStats,
         *,
         buffer_limit: int,
+        disk: Durability | None = None,
     ) -> None:
         self._publisher = publisher
         self._history = history
+        self._disk = disk
         self._stats = stats
         self._buffer_limit = buffer_limit
         self._ids = itertools.count(1)
@@ -152,6 +155,8 @@ class EventPort:
     async def _start(self, ws: ServerConnection, subscriber: Subscriber, since: int | None) -> None:
         """Replay from history while it covers ``since``, then join live; else snapshot."""
         history = self._history
+        if since is not None and since < history.first_seq - 1 and since >= 0:
+            since = await self._replay_from_disk(ws, since)
         if since is None or not history.covers(since):
             self._publisher.request_snapshot(subscriber)
             return
@@ -167,6 +172,20 @@ class EventPort:
             chunk = history.after(cursor, REPLAY_CHUNK_EVENTS)
             cursor += len(chunk)
             await ws.send(b"[" + b",".join(chunk) + b"]", text=True)
+
+    async def _replay_from_disk(self, ws: ServerConnection, since: int) -> int | None:
+        """Send the events after ``since`` that memory no longer holds, regenerated from the
+        journal; returns the seq reached (None if the disk cannot serve ``since``)."""
+        disk = self._disk
+        if disk is None or not disk.can_replay(since):
+            return None
+        until = self._history.first_seq - 1
+        self._stats.history_replays += 1
+        cursor = since
+        async for batch in disk.replay_events(since, until):
+            await ws.send(b"[" + b",".join(batch) + b"]", text=True)
+            cursor += len(batch)
+        return cursor if cursor == until else None
 
     def heartbeat(self) -> None:
         """Queue a heartbeat to every live subscriber (call every second)."""

@@ -33,7 +33,7 @@ class Journal(Protocol):
 class Sequencer:
     """Owns the core for writing. Read-only queries may use ``core`` directly."""
 
-    __slots__ = ("_clock", "_journal", "_last_ts", "_sync", "commands", "core")
+    __slots__ = ("_clock", "_journal", "_last_ts", "_sync", "_sync_each", "commands", "core")
 
     def __init__(
         self,
@@ -41,11 +41,15 @@ class Sequencer:
         *,
         journal: Journal | None = None,
         sync: bool = True,
+        sync_each: bool = False,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
+        """``sync``: fsync at every ``commit`` (group commit); ``sync_each``: also after every
+        command (``--fsync always``); neither: the journal is only written (``--fsync none``)."""
         self.core = core
         self._journal = journal
         self._sync = sync
+        self._sync_each = sync_each
         self._clock = clock
         self._last_ts = core.last_ts
         self.commands = 0
@@ -70,8 +74,11 @@ class Sequencer:
         """
         ts = self.now()
         core = self.core
-        if self._journal is not None:
-            self._journal.append(core.last_seq, ts, account, command)
+        journal = self._journal
+        if journal is not None:
+            journal.append(core.last_seq, ts, account, command)
+            if self._sync_each:
+                journal.sync()
         self.commands += 1
         return core.submit(account, command, ts)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Literal
 
 import msgspec
 
@@ -54,7 +55,13 @@ class EngineSection(_Section, frozen=True):
     ``revalue`` command)."""
     event_history: int = 1_000_000
     """How many recent events the event port serves from memory."""
-    fsync: str = "batch"
+    fsync: Literal["batch", "always", "none"] = "batch"
+    """When the journal is made durable: once per loop iteration for everything processed in it
+    (group commit), after every command, or never (the OS decides; survives a process crash,
+    not a power cut). Acknowledgements always leave after the journal write."""
+    snapshot_interval_s: float = 60.0
+    """How often the engine snapshots its state (and at a clean shutdown); 0 = only then."""
+    keep_snapshots: int = 3
 
 
 class GatewaySection(_Section, frozen=True):
