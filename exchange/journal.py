@@ -83,12 +83,18 @@ class SegmentScan:
     """None if the whole file is valid; else why reading stopped (torn / checksum / decode)."""
 
 
-def read_segment(path: Path) -> tuple[list[JournalRecord], SegmentScan]:
-    """All valid records of a segment up to the first damaged one. Never raises on damage."""
+def read_segment(path: Path, decode: bool = True) -> tuple[list[JournalRecord], SegmentScan]:
+    """All valid records of a segment up to the first damaged one. Never raises on damage.
+
+    With ``decode=False`` only the framing and checksums are verified (fast) and just the last
+    valid record is decoded and returned.
+    """
     data = path.read_bytes()
     records: list[JournalRecord] = []
     offset = 0
+    count = 0
     problem = None
+    last: tuple[int, bytes] | None = None
     while offset < len(data):
         if offset + HEADER.size > len(data):
             problem = f"torn record header at byte {offset}"
@@ -105,14 +111,24 @@ def read_segment(path: Path) -> tuple[list[JournalRecord], SegmentScan]:
         if zlib.crc32(payload) != checksum:
             problem = f"checksum mismatch at byte {offset}"
             break
-        try:
-            record = _decoder.decode(payload)
-        except msgspec.DecodeError as exc:
-            problem = f"undecodable record at byte {offset}: {exc}"
-            break
-        records.append(record)
+        if decode:
+            try:
+                records.append(_decoder.decode(payload))
+            except msgspec.DecodeError as exc:
+                problem = f"undecodable record at byte {offset}: {exc}"
+                break
+        else:
+            last = (offset, payload)
+        count += 1
         offset = start + length
-    return records, SegmentScan(path, len(records), offset, len(data), problem)
+    if not decode and last is not None:
+        try:
+            records.append(_decoder.decode(last[1]))
+        except msgspec.DecodeError as exc:
+            problem = f"undecodable record at byte {last[0]}: {exc}"
+            count -= 1
+            offset = last[0]
+    return records, SegmentScan(path, count, offset, len(data), problem)
 
 
 class JournalWriter:
@@ -190,7 +206,7 @@ class JournalReader:
         scans = []
         next_index = 0
         for _, path in list_segments(self.directory):
-            records, scan = read_segment(path)
+            records, scan = read_segment(path, decode=False)
             scans.append(scan)
             if records:
                 next_index = records[-1].index + 1

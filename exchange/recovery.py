@@ -71,7 +71,7 @@ def repair_journal(directory: Path) -> list[str]:
     problems = []
     segments = list_segments(directory)
     for position, (_first, path) in enumerate(segments):
-        records, scan = read_segment(path)
+        records, scan = read_segment(path, decode=False)
         if scan.problem is None:
             continue
         dropped = scan.total_bytes - scan.valid_bytes
