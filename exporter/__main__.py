@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from exchange.protocol.config import SystemConfig, load_config
 from exchange.service.runtime import launch, stop_event_on_signals
@@ -17,7 +18,9 @@ from exchange.service.settings import base_parser, resolve
 from exporter.service import Exporter
 
 
-def parse_settings(argv: list[str] | None = None) -> tuple[dict[str, object], SystemConfig]:
+def parse_settings(
+    argv: Sequence[str] | None = None,
+) -> tuple[dict[str, Any], SystemConfig]:
     """Flags > environment > config file > defaults. Raises ConfigError or ValueError."""
     parser = base_parser("exporter", "Export trades.csv and performance.csv from the engine.")
     parser.add_argument("--upstream", default=None, help="engine event port URL")

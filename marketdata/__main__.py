@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
 import structlog
@@ -26,7 +27,9 @@ def instrument_infos(config: SystemConfig) -> list[InstrumentInfo]:
     return [InstrumentInfo(**msgspec.structs.asdict(spec)) for spec in config.instruments]
 
 
-def parse_settings(argv: list[str] | None = None) -> tuple[dict[str, object], SystemConfig]:
+def parse_settings(
+    argv: Sequence[str] | None = None,
+) -> tuple[dict[str, Any], SystemConfig]:
     """Flags > environment > config file > defaults. Raises ConfigError or ValueError."""
     parser = base_parser("marketdata", "Public market-data relay (WebSocket + HTTP GET).")
     parser.add_argument("--port", type=int, default=None, help="public port (9010; 0: any)")

@@ -283,14 +283,22 @@ async def fanout(
     measuring = False
 
     async def listen(i: int, ws: Any) -> None:
+        # Only every 10th subscriber decodes (to measure delay); the others count messages by
+        # their type tags, so the benchmark client itself stays cheap.
+        sampled = i % 10 == 0
         async for frame in ws:
+            if not measuring:
+                continue
+            if not sampled:
+                counts[i] += frame.count('"type":"book_update"') + frame.count('"type":"trade"')
+                counts[i] += frame.count('"type":"bbo"')
+                continue
             now = time.time_ns()
             for msg in iter_messages(frame):
                 ts = msg.get("ts")
-                if measuring and ts and msg.get("type") in ("book_update", "trade", "bbo"):
+                if ts and msg.get("type") in ("book_update", "trade", "bbo"):
                     counts[i] += 1
-                    if i % 10 == 0:
-                        histogram.record_value(max(1, now - ts))
+                    histogram.record_value(max(1, now - ts))
 
     listeners = [asyncio.create_task(listen(i, ws)) for i, ws in enumerate(subs)]
     traders = [await connect_client(gateway_port, n) for n in range(2)]

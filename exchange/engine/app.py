@@ -183,9 +183,8 @@ class EngineApp:
         )
         if self._mark_interval > 0:
             self._timers.append(loop.create_task(self._every(self._mark_interval, self.revalue)))
-        snapshot_interval = self.config.engine.snapshot_interval_s
-        if self.durability is not None and snapshot_interval > 0:
-            self._timers.append(loop.create_task(self._every(snapshot_interval, self.snapshot)))
+        if self.durability is not None:
+            self._timers.append(loop.create_task(self._every(1.0, self.maybe_snapshot)))
         self._ready = True
         log.info(
             "engine_started",
@@ -200,6 +199,20 @@ class EngineApp:
         events = self.sequencer.submit("", Revalue())
         self.stats.commands["Revalue"] += 1
         self.publisher.publish(events, None)
+
+    def maybe_snapshot(self) -> None:
+        """Snapshot when ``snapshot_every_commands`` commands or ``snapshot_interval_s``
+        seconds have passed since the last one (checked every second)."""
+        durability = self.durability
+        if durability is None or not durability.dirty:
+            return
+        engine = self.config.engine
+        pending = durability.writer.next_index - durability.commands_at_snapshot
+        age = time.monotonic() - durability.snapshot_time
+        if (engine.snapshot_every_commands and pending >= engine.snapshot_every_commands) or (
+            engine.snapshot_interval_s and age >= engine.snapshot_interval_s
+        ):
+            self.snapshot()
 
     def snapshot(self) -> None:
         """Snapshot the state now if anything changed since the last one (no-op without a

@@ -10,6 +10,7 @@ from disk, in a worker thread, for ``since`` values the in-memory history no lon
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ class Durability:
         self.writer = writer
         self.keep_snapshots = max(1, keep_snapshots)
         self.commands_at_snapshot = writer.next_index
+        self.snapshot_time = time.monotonic()
 
     @classmethod
     def open(
@@ -75,6 +77,7 @@ class Durability:
         path = write_snapshot(self.directory, make_snapshot(core, self.writer.next_index))
         self.writer.rotate()
         self.commands_at_snapshot = self.writer.next_index
+        self.snapshot_time = time.monotonic()
         for old in list_snapshots(self.directory)[self.keep_snapshots :]:
             old.path.unlink(missing_ok=True)
         log.info("snapshot_written", path=path.name, seq=core.last_seq)

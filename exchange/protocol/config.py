@@ -60,7 +60,11 @@ class EngineSection(_Section, frozen=True):
     (group commit), after every command, or never (the OS decides; survives a process crash,
     not a power cut). Acknowledgements always leave after the journal write."""
     snapshot_interval_s: float = 60.0
-    """How often the engine snapshots its state (and at a clean shutdown); 0 = only then."""
+    """Snapshot at least this often while commands arrive (and at a clean shutdown); 0 = only
+    by count and at shutdown."""
+    snapshot_every_commands: int = 200_000
+    """Also snapshot after this many journaled commands, which bounds the journal tail a
+    restart replays (about 2-3 s at 200,000); 0 = only by time and at shutdown."""
     keep_snapshots: int = 3
 
 
