@@ -62,9 +62,9 @@ class EngineSection(_Section, frozen=True):
     snapshot_interval_s: float = 60.0
     """Snapshot at least this often while commands arrive (and at a clean shutdown); 0 = only
     by count and at shutdown."""
-    snapshot_every_commands: int = 200_000
+    snapshot_every_commands: int = 100_000
     """Also snapshot after this many journaled commands, which bounds the journal tail a
-    restart replays (about 2-3 s at 200,000); 0 = only by time and at shutdown."""
+    restart replays (about 1.5-2 s at 100,000); 0 = only by time and at shutdown."""
     keep_snapshots: int = 3
 
 
