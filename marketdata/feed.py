@@ -3,8 +3,11 @@
 ``MarketFeed`` holds what the relay knows (books, last BBO, recent trades, last account
 update of every account, instruments) and who is subscribed to what. Every method returns
 ``Outgoing`` triples ``(audience, frame, kind)`` in the order they must be written: each
-public message is encoded once and goes to a set of connections. The I/O shell writes them at
-once (``websockets.broadcast``), before anything else can change the audiences.
+public message is encoded once and goes to a set of connections (an audience is a live set,
+shared by the messages of one channel or book group). The I/O shell collects them in a
+``batching.Batch`` and writes them, one frame per connection, before it next calls
+``handle`` or ``apply_snapshot``, which can change the audiences (``disconnect`` need not
+wait: the connection gone simply misses what was still waiting).
 
 Connections are opaque hashable objects here. Private engine events (execution reports,
 cancel rejects, ``cancel_all_done``, errors) are dropped; fills become public ``trade``s

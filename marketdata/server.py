@@ -1,12 +1,19 @@
 """The relay's I/O shell: the public WebSocket/HTTP port, the upstream event stream, fan-out.
 
-Everything the relay writes goes through ``websockets.broadcast``: a frame is encoded once
-and pushed synchronously into each subscriber's transport, so one slow reader never makes the
-relay wait. After every upstream frame, heartbeat and request, the write buffers are checked:
-a connection holding more than ``max_buffered_bytes`` unsent is a slow consumer. It gets an
-``error`` ``slow_consumer`` (after what it already has), is dropped from every channel, and
-closed with 1013; if it does not complete the closing handshake within ``slow_grace`` seconds
-its TCP connection is aborted, so its memory is bounded.
+What the feed says to send is collected in a ``Batch`` and written once per loop iteration
+(``_flush``): every connection gets one frame holding everything due to it since the last
+flush, and connections due the same messages share a frame built once. Under load more
+upstream frames arrive per iteration, so frames grow and their number does not. A flush also
+happens before anything can change who is subscribed to what (requests, engine snapshots),
+before a heartbeat, and whenever ``FLUSH_BYTES`` of messages are waiting.
+
+Everything the relay writes goes through ``websockets.broadcast``, which pushes a frame
+synchronously into each subscriber's transport, so one slow reader never makes the relay wait.
+After every flush the write buffers are checked: a connection holding more than
+``max_buffered_bytes`` unsent is a slow consumer. It gets an ``error`` ``slow_consumer``
+(after what it already has), is dropped from every channel, and closed with 1013; if it does
+not complete the closing handshake within ``slow_grace`` seconds its TCP connection is
+aborted, so its memory is bounded.
 """
 
 from __future__ import annotations
@@ -33,7 +40,8 @@ from exchange.protocol.messages import Error, InstrumentInfo
 from exchange.service.event_stream import EventStream
 from exchange.service.http import http_handler
 from exchange.service.stats import registry_for
-from marketdata.feed import MarketFeed, Outgoing
+from marketdata.batching import MAX_BATCH_BYTES, Batch
+from marketdata.feed import MarketFeed
 from marketdata.http_api import market_routes
 
 INVALID_LIMIT = 100
@@ -42,6 +50,9 @@ INVALID_WINDOW = 10.0
 MAX_FRAME_BYTES = 65536
 CLOSE_TIMEOUT = 2.0
 """Seconds a closing handshake may take before the TCP connection is dropped."""
+FLUSH_BYTES = MAX_BATCH_BYTES
+"""Flush at once, without waiting for the end of the loop iteration, when this many bytes of
+messages are waiting (a burst of upstream frames in one iteration stays bounded)."""
 
 _SLOW_FRAME = encode(
     Error(code="slow_consumer", text="too far behind: unsent data over the relay's bound")
@@ -55,6 +66,7 @@ class RelayStats:
     def __init__(self, relay: MarketDataRelay) -> None:
         self._relay = relay
         self.messages_out: Counter[str] = Counter()
+        self.frames_out = 0
         self.frames_in = 0
         self.invalid_messages = 0
         self.slow_consumers = 0
@@ -71,6 +83,11 @@ class RelayStats:
         for kind, count in sorted(self.messages_out.items()):
             out.add_metric([kind], count)
         yield out
+        yield CounterMetricFamily(
+            "marketdata_frames_out",
+            "Frames written, per recipient (a frame holds one message or a batch)",
+            value=self.frames_out,
+        )
         subscribers = GaugeMetricFamily(
             "marketdata_subscribers", "Subscriptions per channel kind", labels=["channel"]
         )
@@ -141,6 +158,8 @@ class MarketDataRelay:
             instruments, settings.monitor_tokens, settings.trade_history
         )
         self.connections: set[ServerConnection] = set()
+        self._batch: Batch[ServerConnection] = Batch()
+        self._flush_handle: asyncio.Handle | None = None
         self.stats = RelayStats(self)
         self.registry: CollectorRegistry = registry_for(self.stats.collect)
         self.stream = EventStream(
@@ -200,6 +219,9 @@ class MarketDataRelay:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(TimeoutError):
@@ -214,7 +236,9 @@ class MarketDataRelay:
 
     def _on_snapshot(self, snapshot: EngineSnapshot, requested: int | None) -> None:
         resync = self.feed.synced
-        self._write(self.feed.apply_snapshot(snapshot))
+        self._flush()  # what is due from earlier events, before the audiences may change
+        self._batch.add(self.feed.apply_snapshot(snapshot), self.stats.messages_out)
+        self._flush()
         self._log.info(
             "book_resync" if resync else "synced",
             seq=snapshot.seq,
@@ -222,14 +246,18 @@ class MarketDataRelay:
             subscribers=len(self.connections),
         )
         self.synced.set()
-        self._check_slow(self.connections)
 
     def _on_events(self, events: list[Any]) -> None:
-        self._write(self.feed.apply_events(events))
+        batch = self._batch
+        batch.add(self.feed.apply_events(events), self.stats.messages_out)
         ts = getattr(events[-1], "ts", None)
         if ts:
             self.stats.upstream_lag = max(0.0, (time.time_ns() - ts) / 1e9)
-        self._check_slow(self.connections)
+        if batch.nbytes >= FLUSH_BYTES:
+            self._flush()
+        elif batch and self._flush_handle is None:
+            # Once the upstream frames already received are all applied: one frame each.
+            self._flush_handle = asyncio.get_running_loop().call_soon(self._flush)
 
     def _on_heartbeat(self, heartbeat: EngineHeartbeat) -> None:
         self.stats.engine_last_seq = heartbeat.last_seq
@@ -240,9 +268,8 @@ class MarketDataRelay:
             await asyncio.sleep(interval)
             if self.connections:
                 frame = self.feed.heartbeat(time.time_ns())
-                broadcast(self.connections, frame, text=True)
-                self.stats.messages_out["heartbeat"] += len(self.connections)
-                self._check_slow(self.connections)
+                self._batch.add([(self.connections, frame, "heartbeat")], self.stats.messages_out)
+                self._flush()
 
     # ------------------------------------------------------------------ clients
 
@@ -255,7 +282,8 @@ class MarketDataRelay:
         feed.connect(websocket)
         self.connections.add(websocket)
         invalid: deque[float] = deque()
-        me = (websocket,)
+        batch = self._batch
+        counts = self.stats.messages_out
         try:
             while True:
                 frame = await websocket.recv()
@@ -266,32 +294,44 @@ class MarketDataRelay:
                     messages, _ = marketdata_request_decoder.decode_frame(frame)
                 else:
                     messages = [_BINARY]
+                # Earlier events' messages go out first: the replies reflect the state after
+                # them, and a subscribe or unsubscribe changes who they are due to.
+                self._flush()
                 now = time.time_ns()
                 for message in messages:
                     if type(message) is Error:
                         invalid.append(time.monotonic())
                         self.stats.invalid_messages += 1
-                    self._write(feed.handle(websocket, message, now))
+                    batch.add(feed.handle(websocket, message, now), counts)
+                self._flush()  # the replies to one request frame: one frame
                 if len(invalid) > INVALID_LIMIT:
                     horizon = time.monotonic() - INVALID_WINDOW
                     while invalid and invalid[0] < horizon:
                         invalid.popleft()
-                    if len(invalid) > INVALID_LIMIT:
+                    if len(invalid) > INVALID_LIMIT and websocket in self.connections:
                         self._drop(websocket)
                         await websocket.close(1008, "too many invalid messages")
                         return
-                self._check_slow(me)
         except ConnectionClosed:
             pass
         finally:
             self._drop(websocket)
 
-    def _write(self, outgoing: list[Outgoing]) -> None:
-        counts = self.stats.messages_out
-        for audience, frame, kind in outgoing:
-            if audience:
-                broadcast(audience, frame, text=True)
-                counts[kind] += len(audience)
+    def _flush(self) -> None:
+        """Write everything collected, one frame per group of connections due the same
+        messages, then cut off slow consumers. Never raises."""
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        frames = self._batch.frames()
+        if not frames:
+            return
+        written = 0
+        for connections, frame in frames:
+            broadcast(connections, frame, text=True)
+            written += len(connections)
+        self.stats.frames_out += written
+        self._check_slow(self.connections)
 
     def _check_slow(self, connections: Iterable[ServerConnection]) -> None:
         limit = self.max_buffered

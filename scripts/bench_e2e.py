@@ -418,7 +418,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--window", type=int, default=4)
     parser.add_argument("--subscribers", type=int, default=100)
-    parser.add_argument("--fanout-rate", type=float, default=2000.0, help="orders/s for fanout")
+    parser.add_argument("--fanout-rate", type=float, default=2500.0, help="orders/s for fanout")
     parser.add_argument(
         "--fsync", default="engine-default", choices=["engine-default", "batch", "none", "always"]
     )

@@ -1,6 +1,8 @@
 """A test client of the public feed that rebuilds books exactly as a user's client would.
 
-It checks the contract while reading: a book starts with ``book_snapshot``; every
+A frame from the relay is one message or a JSON array of them (a batch); ``read()`` returns
+them one by one and ``frames`` keeps how they were framed. It checks the contract while
+reading: a book starts with ``book_snapshot``; every
 ``book_update``'s ``prev_seq`` equals the ``seq`` of the previous book message of its symbol on
 this connection; a depth-limited book never holds more than ``depth`` levels a side.
 """
@@ -60,6 +62,8 @@ class FeedClient:
         self.bbos: dict[str, dict[str, Any]] = {}
         self.heartbeat: dict[str, Any] | None = None
         self.seen: list[dict[str, Any]] = []
+        self.frames: list[list[dict[str, Any]]] = []
+        """The messages of each frame received, in order (a bare object: a list of one)."""
         self._pending: list[dict[str, Any]] = []
 
     @classmethod
@@ -97,7 +101,10 @@ class FeedClient:
             frame = await asyncio.wait_for(self.ws.recv(), seconds(timeout))
             assert isinstance(frame, str), "the relay sends text frames only"
             value = json.loads(frame)
-            self._pending.extend(value if isinstance(value, list) else [value])
+            messages = value if isinstance(value, list) else [value]
+            assert not isinstance(value, list) or len(value) > 1, "one message goes bare"
+            self.frames.append(messages)
+            self._pending.extend(messages)
         message = self._pending.pop(0)
         self._apply(message)
         return message

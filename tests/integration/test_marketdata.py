@@ -166,6 +166,37 @@ async def test_depth_views_follow_levels_entering_and_leaving(
     await top2.close()
 
 
+async def test_one_engine_frame_gives_one_frame_shared_by_identical_subscribers(
+    engine: FakeEngine, relay: MarketDataRelay
+) -> None:
+    feeds = [await client(relay, depth=depth) for depth in (10, 10, 1)]
+    for feed in feeds:
+        await feed.subscribe("book.AAA", "trades.AAA", "bbo.AAA")
+    engine.submit("a", NewOrder(symbol="AAA", side="sell", qty=2, price=101.0))
+    engine.submit("a", NewOrder(symbol="AAA", side="sell", qty=3, price=102.0))  # below top 1
+    for feed in feeds:
+        await feed.sync(engine.last_book_seq)
+    # One engine frame: the buy takes the best ask (a fill, a book change, a new BBO).
+    engine.submit("b", NewOrder(symbol="AAA", side="buy", qty=2, price=101.0))
+    for feed in feeds:
+        await feed.sync(engine.last_book_seq)
+    frames = [next(f for f in feed.frames if f[0]["type"] == "trade") for feed in feeds]
+    for frame in frames:
+        assert [m["type"] for m in frame if m["type"] != "heartbeat"] == [
+            "trade",
+            "book_update",
+            "bbo",
+        ]
+    # Identical subscriptions: the same frame. Depth 1: its own view and chain.
+    assert frames[0] == frames[1]
+    assert frames[0][1]["asks"] == [[101.0, 0]]
+    assert frames[2][1]["asks"] == [[101.0, 0], [102.0, 3]]
+    assert frames[2][1]["prev_seq"] < frames[0][1]["prev_seq"]
+    assert feeds[2].books["AAA"].ladder() == engine.depth("AAA", 1)
+    for feed in feeds:
+        await feed.close()
+
+
 async def test_accounts_need_a_monitor_token(engine: FakeEngine, relay: MarketDataRelay) -> None:
     feed = await client(relay)
     reply = await feed.subscribe("accounts", "liquidations", req_id=5)
@@ -254,6 +285,11 @@ async def test_requests_errors_and_framing(engine: FakeEngine, relay: MarketData
     assert (await feed.read())["code"] == "invalid_message"
     assert (await feed.read())["req_id"] == 2
     assert await feed.read() == {"type": "unsubscribed", "channels": ["trades.AAA"], "req_id": 3}
+    # ...and the replies to one frame come in one frame; a single reply comes bare.
+    assert [m["type"] for m in feed.frames[-1]] == ["pong", "error", "subscribed", "unsubscribed"]
+    await feed.send({"type": "ping", "req_id": 4})
+    assert (await feed.until(lambda m: m["type"] == "pong"))["req_id"] == 4
+    assert len(feed.frames[-1]) == 1
     # Heartbeats carry every symbol's latest book seq.
     heartbeat = await feed.until(lambda m: m["type"] == "heartbeat")
     assert set(heartbeat["seqs"]) == {"AAA", "BBB"} and heartbeat["ts"] > 0
@@ -320,6 +356,7 @@ async def test_http_get_routes(engine: FakeEngine, relay: MarketDataRelay) -> No
     status, body = await get("/metrics")
     assert status == 200 and b"marketdata_messages_out_total" in body
     assert b'marketdata_subscribers{channel="bbo"} 1.0' in body
+    assert b"marketdata_frames_out_total" in body
     await feed.close()
 
 
