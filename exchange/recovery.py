@@ -1,10 +1,10 @@
 """Start-up from the data directory: latest valid snapshot + journal tail.
 
 ``recover`` checks every journal segment, truncates a torn or corrupt tail (and reports it),
-restores the newest snapshot that is intact and not ahead of the valid journal, and replays
-the records after it. Each record must start at the seq the core has reached
-(``seq_before == last_seq``); otherwise the journal does not belong to this state and recovery
-stops with ``RecoveryError`` rather than invent history.
+restores the newest snapshot that is intact and not ahead of the valid journal (unusable
+ones are set aside as ``*.corrupt``), and replays the records after it. Each record must start
+at the seq the core has reached (``seq_before == last_seq``); otherwise the journal does not
+belong to this state and recovery stops with ``RecoveryError`` rather than invent history.
 
 The core configuration the journal was written under is kept in ``core-config.msgpack``;
 starting with a different one is refused (a journal only replays under its own rules).
@@ -23,7 +23,13 @@ from typing import Any
 import msgspec
 
 from exchange.core import CoreConfig, Exchange
-from exchange.journal import JournalReader, JournalRecord, list_segments, read_segment
+from exchange.journal import (
+    JournalReader,
+    JournalRecord,
+    fsync_directory,
+    list_segments,
+    read_segment,
+)
 from exchange.snapshots import SnapshotFile, list_snapshots, read_snapshot
 
 CONFIG_FILE = "core-config.msgpack"
@@ -128,14 +134,19 @@ def recover(
     core: Exchange | None = None
     snapshot_index = None
     for info in list_snapshots(directory):
+        # An unusable snapshot is set aside, not just skipped: the journal will grow again
+        # from journal_end with new records, and a snapshot ahead of it now would later look
+        # valid for that other history (and break the next start).
         if info.journal_index > journal_end:
             problems.append(
-                f"{info.path.name}: ahead of the journal (index {journal_end}), skipped"
+                f"{info.path.name}: ahead of the journal (index {journal_end}), "
+                f"set aside as {_set_aside(info.path).name}"
             )
             continue
         snapshot = read_snapshot(info.path)
         if snapshot is None:
-            problems.append(f"{info.path.name}: damaged, skipped")
+            aside = _set_aside(info.path)
+            problems.append(f"{info.path.name}: damaged, set aside as {aside.name}")
             continue
         core = Exchange.restore(config, snapshot.core)
         snapshot_index = snapshot.journal_index
@@ -153,6 +164,14 @@ def recover(
         seconds=time.perf_counter() - started,
         problems=problems,
     )
+
+
+def _set_aside(path: Path) -> Path:
+    """Rename ``path`` to ``<name>.corrupt`` (out of every listing), durably; returns it."""
+    aside = path.with_name(path.name + ".corrupt")
+    path.rename(aside)
+    fsync_directory(path.parent)
+    return aside
 
 
 def make_snapshot(core: Exchange, journal_index: int) -> SnapshotFile:

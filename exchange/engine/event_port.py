@@ -1,11 +1,14 @@
 """The event port (``--event-port``): the sequenced stream of every engine event.
 
-A consumer's first message is a ``StreamRequest``. ``since`` = a seq the history still covers:
-the events after it are replayed from memory in chunks (awaiting each send, so a long replay
-never piles up in a buffer), then the consumer joins the live stream in the same step in which
-the replay is found complete. Otherwise (``since`` null, too old, or ahead of the engine) it
-gets an ``EngineSnapshot`` built at the next release, then the live stream. Either way no
-event is missed or repeated.
+A consumer's first message is a ``StreamRequest``. With ``since`` = a seq the engine has
+released, the consumer joins the live stream at once, but its writer does not run yet: what is
+released from then on waits in its outbox. The events after ``since`` up to the seq it joined
+at are sent first, in chunks (awaiting each send), from the in-memory history while it covers
+them and else regenerated from the journal on disk; the catch-up has a fixed end, so neither
+a fast-moving history nor a slow disk replay can outrun it. Then the writer starts. With
+``since`` null, ahead of the engine, or older than both memory and disk hold, the consumer gets
+an ``EngineSnapshot`` built at the next release, then the live stream. Either way no event is
+missed or repeated.
 
 Live frames are JSON arrays of events; snapshot and heartbeat frames are single objects. An
 ``EngineHeartbeat`` (``last_seq`` = the last event sent to that consumer) goes to every live
@@ -141,51 +144,59 @@ class EventPort:
         )
         subscriber = Subscriber(name, outbox)
         log.info("subscriber_connected", subscriber=name, since=request.since)
-        writer = asyncio.get_running_loop().create_task(outbox.run())
+        writer: asyncio.Task[None] | None = None
         try:
             await self._start(ws, subscriber, request.since)
+            # Only now: live events released during the catch-up waited in the outbox.
+            writer = asyncio.get_running_loop().create_task(outbox.run())
             async for _ in ws:  # later messages are ignored; this waits for the close
                 pass
         finally:
             self._publisher.remove_subscriber(subscriber)
             outbox.close()
-            writer.cancel()
+            if writer is not None:
+                writer.cancel()
             log.info("subscriber_disconnected", subscriber=name)
 
     async def _start(self, ws: ServerConnection, subscriber: Subscriber, since: int | None) -> None:
-        """Replay from history while it covers ``since``, then join live; else snapshot."""
+        """Join live and send the events after ``since`` up to the join (memory, else disk);
+        or, when they cannot be served, ask for a snapshot. The outbox's writer must not run
+        yet (see the module doc)."""
         history = self._history
-        if since is not None and since < history.first_seq - 1 and since >= 0:
-            since = await self._replay_from_disk(ws, since)
-        if since is None or not history.covers(since):
-            self._publisher.request_snapshot(subscriber)
+        publisher = self._publisher
+        if since is None or not 0 <= since <= history.last_seq:
+            publisher.request_snapshot(subscriber)
             return
-        self._stats.history_replays += 1
+        publisher.join_live(subscriber)
+        until = subscriber.released_seq
         cursor = since
-        while True:
-            if not history.covers(cursor):  # the ring overtook a slow replay
-                self._publisher.request_snapshot(subscriber)
+        if cursor < until:
+            self._stats.history_replays += 1
+        while cursor < until:
+            if history.covers(cursor):
+                chunk = history.after(cursor, min(REPLAY_CHUNK_EVENTS, until - cursor))
+                cursor += len(chunk)
+                await ws.send(b"[" + b",".join(chunk) + b"]", text=True)
+                continue
+            reached = await self._replay_from_disk(ws, cursor, until)
+            if reached is None:  # neither memory nor disk holds them
+                publisher.remove_subscriber(subscriber)
+                subscriber.outbox.discard()
+                publisher.request_snapshot(subscriber)
                 return
-            if cursor >= history.last_seq:
-                self._publisher.join_live(subscriber)
-                return
-            chunk = history.after(cursor, REPLAY_CHUNK_EVENTS)
-            cursor += len(chunk)
-            await ws.send(b"[" + b",".join(chunk) + b"]", text=True)
+            cursor = reached
 
-    async def _replay_from_disk(self, ws: ServerConnection, since: int) -> int | None:
-        """Send the events after ``since`` that memory no longer holds, regenerated from the
-        journal; returns the seq reached (None if the disk cannot serve ``since``)."""
+    async def _replay_from_disk(self, ws: ServerConnection, since: int, until: int) -> int | None:
+        """Send events after ``since`` (up to ``until``) that memory no longer holds,
+        regenerated from the journal; returns the seq reached, None if the disk had none."""
         disk = self._disk
         if disk is None or not disk.can_replay(since):
             return None
-        until = self._history.first_seq - 1
-        self._stats.history_replays += 1
         cursor = since
         async for batch in disk.replay_events(since, until):
             await ws.send(b"[" + b",".join(batch) + b"]", text=True)
             cursor += len(batch)
-        return cursor if cursor == until else None
+        return cursor if cursor > since else None
 
     def heartbeat(self) -> None:
         """Queue a heartbeat to every live subscriber (call every second)."""

@@ -67,7 +67,7 @@ class EngineStats:
         )
         yield CounterMetricFamily(
             "engine_history_replays",
-            "Event-port streams served from the in-memory history",
+            "Event-port streams that caught up from history (memory or journal)",
             value=self.history_replays,
         )
         yield self.command_latency.family(

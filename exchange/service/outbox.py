@@ -91,6 +91,12 @@ class Outbox:
         self._segments.append(frame)
         self._queued(len(frame))
 
+    def discard(self) -> None:
+        """Drop everything queued and not yet handed to the writer."""
+        self._segments = []
+        self.queued_bytes = 0
+        self._idle.set()
+
     def _queued(self, size: int) -> None:
         self.queued_bytes += size
         if self.queued_bytes > self.limit:

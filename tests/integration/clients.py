@@ -114,7 +114,10 @@ class WsClient:
         return await self._frame(seconds(timeout))
 
     async def _frame(self, limit: float) -> Any:
-        raw = await asyncio.wait_for(self.ws.recv(), limit)
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for may swallow a cancel that
+        # lands as a frame arrives, and a cancelled reader would then go on reading.
+        async with asyncio.timeout(limit):
+            raw = await self.ws.recv()
         self.frames += 1
         return json.loads(raw)
 

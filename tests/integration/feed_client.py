@@ -98,7 +98,8 @@ class FeedClient:
 
     async def read(self, timeout: float = 5.0) -> dict[str, Any]:
         while not self._pending:
-            frame = await asyncio.wait_for(self.ws.recv(), seconds(timeout))
+            async with asyncio.timeout(seconds(timeout)):  # cancel-safe, unlike wait_for
+                frame = await self.ws.recv()
             assert isinstance(frame, str), "the relay sends text frames only"
             value = json.loads(frame)
             messages = value if isinstance(value, list) else [value]

@@ -1,10 +1,10 @@
 """A live system for end-to-end tests: the Procfile's own commands as real processes, every
 port 0, data and logs in a temporary directory.
 
-``live_system(tmp)`` starts engine, gateway and relay (their Procfile lines plus port flags)
-and yields a ``LiveSystem``; ``LiveSystem.start(argv)`` runs more processes (bots) pointed at
-it, and ``procfile_command(name)`` reads any Procfile line. Everything still running at the
-end is killed. Waits are bounded by ``tests.support.seconds``.
+``live_system(tmp)`` starts engine, gateway and relay (their Procfile lines plus port flags,
+and ``--config FILE`` when given one) and yields a ``LiveSystem``; ``LiveSystem.start(argv)``
+runs more processes (bots) pointed at it, and ``procfile_command(name)`` reads any Procfile
+line. Everything still running at the end is killed. Waits are bounded by ``tests.support.seconds``.
 """
 
 from __future__ import annotations
@@ -42,6 +42,13 @@ class LiveSystem:
     ports: dict[str, int] = field(default_factory=dict)
     """Every port of the system: engine_command_port, engine_event_port, gateway_port, ..."""
     processes: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+    config: Path | None = None
+    """The system TOML every process was started with (None: the shipped default)."""
+
+    @property
+    def config_args(self) -> list[str]:
+        """``--config FILE`` for a process of this system, or nothing for the default."""
+        return [] if self.config is None else ["--config", str(self.config)]
 
     @property
     def urls(self) -> list[str]:
@@ -117,8 +124,8 @@ class LiveSystem:
 
 
 @asynccontextmanager
-async def live_system(tmp: Path) -> AsyncIterator[LiveSystem]:
-    system = LiveSystem(tmp)
+async def live_system(tmp: Path, config: Path | None = None) -> AsyncIterator[LiveSystem]:
+    system = LiveSystem(tmp, config=config)
     data, logs = str(tmp / "data"), str(tmp / "logs")
     try:
         engine = await system.start(
@@ -133,6 +140,7 @@ async def live_system(tmp: Path) -> AsyncIterator[LiveSystem]:
                 data,
                 "--log-dir",
                 logs,
+                *system.config_args,
             ],
             wait_listening=True,
         )
@@ -146,6 +154,7 @@ async def live_system(tmp: Path) -> AsyncIterator[LiveSystem]:
                 f"ws://127.0.0.1:{engine['command_port']}",
                 "--log-dir",
                 logs,
+                *system.config_args,
             ],
             wait_listening=True,
         )
@@ -159,6 +168,7 @@ async def live_system(tmp: Path) -> AsyncIterator[LiveSystem]:
                 f"ws://127.0.0.1:{engine['event_port']}",
                 "--log-dir",
                 logs,
+                *system.config_args,
             ],
             wait_listening=True,
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.client import connect
@@ -194,6 +195,45 @@ async def test_stream_is_gapless_while_orders_flow() -> None:
                 await asyncio.gather(*producers)
         assert_gapless(from_snapshot, snapshot["seq"] + 1)
         assert_gapless(from_history, 21)
+
+
+async def test_since_older_than_memory_is_served_from_disk_while_orders_flow(
+    tmp_path: Path,
+) -> None:
+    """A tiny history that the flow overtakes many times during the catch-up: the events
+    come from the journal, then memory, then live, each once, never a snapshot."""
+    config = config_with(engine={"event_history": 8})
+    async with running_engine(config, data_dir=tmp_path) as engine:
+        rng = random.Random(3)
+        stop = asyncio.Event()
+
+        async def flow(client: CommandClient, account: str) -> None:
+            while not stop.is_set():
+                side = rng.choice(("buy", "sell"))
+                price = round(rng.uniform(184.0, 186.0), 2)
+                await client.submit(account, order(side, rng.randint(1, 3), price))
+
+        async with (
+            command_client(engine.command_port) as first,
+            command_client(engine.command_port) as second,
+        ):
+            producers = [
+                asyncio.create_task(flow(first, "maker1")),
+                asyncio.create_task(flow(second, "maker2")),
+            ]
+            try:
+                async with event_client(engine.event_port, since=None) as watcher:
+                    await watcher.expect("snapshot")
+                    await events_until(watcher, 400)  # the flow is well past the memory
+                catch_ups = []
+                for since in (0, 150):
+                    async with event_client(engine.event_port, since=since) as late:
+                        catch_ups.append(await events_until(late, engine.core.last_seq + 100))
+            finally:
+                stop.set()
+                await asyncio.gather(*producers)
+        assert_gapless(catch_ups[0], 1)
+        assert_gapless(catch_ups[1], 151)
 
 
 async def test_invalid_first_message_gets_an_error_and_close() -> None:

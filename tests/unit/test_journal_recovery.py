@@ -227,3 +227,32 @@ def test_events_since_regenerates_the_exact_events(tmp_path: Path) -> None:
             e for batch in events_since(tmp_path, journaled.config, since) for e in batch
         ]
         assert encode(regenerated) == encode([e for e in live if e.seq > since])
+
+
+def test_a_snapshot_ahead_of_a_damaged_journal_is_set_aside_for_good(tmp_path: Path) -> None:
+    # A clean stop snapshots after the last record; then that record is damaged.
+    cmds = commands(40)
+    journaled = JournaledCore(tmp_path)
+    for ts, (account, command) in enumerate(cmds, start=1):
+        journaled.apply(account, command, ts)
+    journaled.snapshot()
+    journaled.writer.close()
+    segment = list_segments(tmp_path)[0][1]
+    data = bytearray(segment.read_bytes())
+    data[-3] ^= 0x40
+    segment.write_bytes(bytes(data))
+    # Recovery drops the damaged record, and the snapshot that contains it is set aside...
+    resumed = JournaledCore(tmp_path)
+    assert resumed.core.state_hash() == run_uninterrupted(cmds[:-1]).state_hash()
+    assert list_snapshots(tmp_path) == []
+    # ...so that once the journal has grown past its index with other commands, the next
+    # start does not restore it (which would not match the records after it).
+    other = [("abc"[i % 3], CancelOrder(order_id=i + 1)) for i in range(5)]
+    for ts, (account, command) in enumerate(other, start=len(cmds)):
+        resumed.apply(account, command, ts)
+    state = recover(tmp_path, resumed.config)  # as after a crash here
+    assert state.problems == []
+    assert state.core.state_hash() == resumed.core.state_hash()
+    resumed.snapshot()
+    resumed.writer.close()
+    assert replay_main(["--data-dir", str(tmp_path), "--config", str(_toml(tmp_path))]) == 0
