@@ -21,9 +21,27 @@ def announce_listening(**ports: int) -> None:
     print(f"listening {fields}", flush=True)
 
 
+_early_stop = False
+
+
+def _remember_early_stop(_signum: int, _frame: object) -> None:
+    global _early_stop
+    _early_stop = True
+
+
+def catch_early_signals() -> None:
+    """Until the event loop installs its handlers, remember SIGTERM/SIGINT instead of dying:
+    a process told to stop while still starting then stops cleanly (exit 0) once it can."""
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, _remember_early_stop)
+
+
 def stop_event_on_signals() -> asyncio.Event:
-    """An event set by SIGTERM or SIGINT (call inside the running loop)."""
+    """An event set by SIGTERM or SIGINT (call inside the running loop). Already set if one
+    arrived since ``catch_early_signals``."""
     stop = asyncio.Event()
+    if _early_stop:
+        stop.set()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         try:
@@ -52,6 +70,7 @@ def launch(
 ) -> None:
     """The whole ``main()`` of a process: parse settings (a bad flag, environment value or
     config file exits 2 with one clear line on stderr), set up logging, serve until SIGTERM."""
+    catch_early_signals()
     try:
         settings, config = parse(argv)
     except (ConfigError, ValueError) as exc:
