@@ -87,5 +87,7 @@ async def run_feed(url: str, token: str | None, state: MonitorState, depth: int 
             return
         except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
             reduce(state, Disconnected(str(exc) or type(exc).__name__))
+        except Exception as exc:  # anything else: show it and reconnect, never kill the app
+            reduce(state, Disconnected(f"unexpected {type(exc).__name__}: {exc}"))
         attempt += 1
         await asyncio.sleep(min(MAX_BACKOFF_S, 0.25 * 2**attempt))  # reconnect backoff
