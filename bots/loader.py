@@ -23,6 +23,7 @@ BUILTINS: dict[str, str] = {
     "taker": "bots.strategies.taker:Taker",
     "random": "bots.strategies.random_trader:RandomTrader",
     "market_maker": "bots.strategies.market_maker:MarketMaker",
+    "gambler": "bots.strategies.gambler:Gambler",
 }
 """Built-in strategy names and where they live."""
 

@@ -2,8 +2,10 @@
 
 The centre is everybody else's mid when they quote tightly (our own quotes left out, so
 two makers do not chase each other), else our previous centre pulled toward each trade
-(``follow``); it is shifted against our inventory so that a position tends to shrink. A side that
-would grow the position past ``max_position_notional`` is not quoted.
+(``follow``, at most ``trade_clip_bps`` per second of trades, so a liquidation sweeping the book
+does not drag the quotes after it); it is shifted against our inventory so that a position tends to
+shrink. A side that would grow the position past ``max_position_notional`` is not quoted.
+Deeper levels can be bigger (``size_growth``), so the book thickens away from the touch.
 """
 
 from __future__ import annotations
@@ -30,9 +32,15 @@ class MakerConfig(StrategyConfig):
     skew_bps: float = 10.0
     """How far quotes move against the inventory when it is at its maximum."""
     requote_bps: float = 4.0
+    """Leave a quote alone while it is within this distance of where it should be."""
     follow: float = 0.5
     """When nobody else quotes tightly, how far each trade pulls our centre toward it."""
-    """Leave a quote alone while it is within this distance of where it should be."""
+    trade_clip_bps: float = 15.0
+    """The trades of any one second (a sweep, and the quotes a liquidation eats after it)
+    move our centre at most this far (0 = no clip)."""
+    size_growth: float = 1.0
+    """Each deeper level is this many times the size of the one before (1.5 makes a book
+    that thickens away from the touch and absorbs a liquidation's sweep)."""
 
 
 class Maker(Strategy[MakerConfig]):
@@ -42,10 +50,10 @@ class Maker(Strategy[MakerConfig]):
 
     def __init__(self, config: MakerConfig | None = None) -> None:
         super().__init__(config)
-        self.anchor = Anchor(self.config.follow)
+        self.anchor = Anchor(self.config.follow, trade_clip_bps=self.config.trade_clip_bps)
 
     def on_trade(self, ctx: Context, trade: Trade) -> Intents:
-        self.anchor.on_trade(trade.price)
+        self.anchor.on_trade(trade.price, trade.ts)
         return None
 
     def _spread_bps(self) -> float:
@@ -63,8 +71,10 @@ class Maker(Strategy[MakerConfig]):
         spacing = fair * cfg.level_spacing_bps / 1e4
         qty = lots_for(ctx, cfg.order_notional, fair)
         other_bid, other_ask = others_best(ctx)
-        bids = ladder(ctx, "buy", fair - half, cfg.levels, spacing, qty, other_ask)
-        asks = ladder(ctx, "sell", fair + half, cfg.levels, spacing, qty, other_bid)
+        bids = ladder(ctx, "buy", fair - half, cfg.levels, spacing, qty, other_ask, cfg.size_growth)
+        asks = ladder(
+            ctx, "sell", fair + half, cfg.levels, spacing, qty, other_bid, cfg.size_growth
+        )
         if position_value >= cfg.max_position_notional:
             bids = []
         if position_value <= -cfg.max_position_notional:

@@ -7,6 +7,8 @@ with volatility.
   ``max_spread_bps``.
 - Inventory: quotes shift by up to ``skew_bps`` against the position, and the size on the
   side that would grow it shrinks linearly to zero at ``max_position_notional``.
+- Centre and depth as for ``maker``: trades pull the centre (``follow``), at most
+  ``trade_clip_bps`` per second of trades; deeper levels grow by ``size_growth``.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ class MarketMakerConfig(StrategyConfig):
     skew_bps: float = 25.0
     requote_bps: float = 3.0
     follow: float = 0.5
+    trade_clip_bps: float = 15.0
+    size_growth: float = 1.0
 
 
 class MarketMaker(Strategy[MarketMakerConfig]):
@@ -44,7 +48,7 @@ class MarketMaker(Strategy[MarketMakerConfig]):
 
     def __init__(self, config: MarketMakerConfig | None = None) -> None:
         super().__init__(config)
-        self.anchor = Anchor(self.config.follow)
+        self.anchor = Anchor(self.config.follow, trade_clip_bps=self.config.trade_clip_bps)
         self.variance = 0.0
         """EWMA of squared log returns per second."""
         self._last_price: float | None = None
@@ -62,7 +66,7 @@ class MarketMaker(Strategy[MarketMakerConfig]):
         )
 
     def on_trade(self, ctx: Context, trade: Trade) -> Intents:
-        self.anchor.on_trade(trade.price)
+        self.anchor.on_trade(trade.price, trade.ts)
         return None
 
     def on_timer(self, ctx: Context) -> Intents:
@@ -92,8 +96,12 @@ class MarketMaker(Strategy[MarketMakerConfig]):
         bid_qty = max(1, round(base_qty * min(1.0, 1 - inventory)))
         ask_qty = max(1, round(base_qty * min(1.0, 1 + inventory)))
         other_bid, other_ask = others_best(ctx)
-        bids = ladder(ctx, "buy", fair - half, cfg.levels, spacing, bid_qty, other_ask)
-        asks = ladder(ctx, "sell", fair + half, cfg.levels, spacing, ask_qty, other_bid)
+        bids = ladder(
+            ctx, "buy", fair - half, cfg.levels, spacing, bid_qty, other_ask, cfg.size_growth
+        )
+        asks = ladder(
+            ctx, "sell", fair + half, cfg.levels, spacing, ask_qty, other_bid, cfg.size_growth
+        )
         if inventory >= 1.0:
             bids = []
         if inventory <= -1.0:

@@ -5,7 +5,8 @@ an IOC at the touch (``market_probability``) or a limit order a random distance 
 mid that rests until ``order_lifetime_s`` has passed. Sides persist (``persistence``), so
 positions trend. It levers up to ``max_leverage`` times its equity and then holds on (it
 adds nothing more, and reduces only when its side flips), so in a moving market it
-sometimes gets liquidated: that is its job in the demo.
+sometimes gets liquidated: that is its job in the demo. Orders that the margin cannot pay
+for are cut down (or not sent), so it does not collect ``insufficient_margin`` rejects.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from bots.api import (
     StrategyConfig,
     cancel,
 )
-from bots.strategies._quoting import lots_for
+from bots.strategies._quoting import affordable, lots_for
 
 
 class RandomConfig(StrategyConfig):
@@ -75,12 +76,16 @@ class RandomTrader(Strategy[RandomConfig]):
         if ctx.random.random() < cfg.market_probability:
             touch = ask if side == "buy" else bid
             if touch is not None:
-                intents.append(LimitOrder(side, touch, qty, tif="ioc"))
+                qty = affordable(ctx, side, qty, touch)
+                if qty > 0:
+                    intents.append(LimitOrder(side, touch, qty, tif="ioc"))
             return intents
         offset = mid * ctx.random.uniform(-0.2, 1.0) * cfg.max_offset_bps / 1e4
         if side == "buy":
             price = ctx.round_down(mid - offset)
         else:
             price = ctx.round_up(mid + offset)
-        intents.append(LimitOrder(side, price, qty))
+        qty = affordable(ctx, side, qty, price)
+        if qty > 0:
+            intents.append(LimitOrder(side, price, qty))
         return intents
