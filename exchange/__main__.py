@@ -32,8 +32,8 @@ def settings_from(argv: Sequence[str] | None) -> tuple[dict[str, Any], SystemCon
         "--fsync",
         default=None,
         choices=["batch", "always", "none"],
-        help="journal durability: group commit per loop iteration (batch, default), "
-        "every command (always), or leave it to the OS (none)",
+        help="journal durability; replies always leave after the journal write: also fsync "
+        "every few ms (batch, default), fsync before replying (always), never fsync (none)",
     )
     args = parser.parse_args(argv)
     config_path = resolve(args, PROCESS, {})["config"]

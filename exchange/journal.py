@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -179,6 +179,16 @@ class JournalWriter:
         if self._dirty:
             os.fsync(self._fd)
             self._dirty = False
+
+    def sync_job(self) -> Callable[[], None] | None:
+        """A function that fsyncs everything written so far (``write``), for a worker thread:
+        it touches only the file descriptor. None when nothing was written since the last
+        sync. The caller must let it finish before ``sync``, ``rotate`` or ``close``."""
+        if not self._dirty:
+            return None
+        self._dirty = False
+        fd = self._fd
+        return lambda: os.fsync(fd)
 
     def rotate(self) -> None:
         """Start a new segment at ``next_index`` (after a snapshot), syncing the old one."""

@@ -128,11 +128,13 @@ def iter_messages(frame: str | bytes) -> list[dict[str, Any]]:
 
 
 async def fixed_rate(port: int, clients: int, rate: float, seconds: float) -> HdrHistogram:
-    """Offer ``rate`` new orders/s in total; each order is cancelled right after its ack."""
+    """Offer ``rate`` new orders/s in total, evenly spaced across the clients; each order is
+    cancelled right after its ack."""
     histogram = HdrHistogram(1, 60_000_000_000, 3)
     sockets = [await connect_client(port, n) for n in range(clients)]
     per_client = rate / clients
-    stop_at = time.perf_counter() + seconds
+    start = time.perf_counter()
+    stop_at = start + seconds
 
     async def run(ws: Any, n: int) -> None:
         sent: dict[int, int] = {}
@@ -151,7 +153,9 @@ async def fixed_rate(port: int, clients: int, rate: float, seconds: float) -> Hd
 
         task = asyncio.create_task(reader())
         interval = 1.0 / per_client
-        due = time.perf_counter()
+        # Clients are phase-shifted so that together they offer one evenly spaced stream
+        # (in step, they would send bursts of `clients` orders at once and measure the burst).
+        due = start + interval * n / clients
         while due < stop_at:
             now = time.perf_counter()
             if now < due:
@@ -394,6 +398,8 @@ async def main_async(args: argparse.Namespace) -> None:
                 f"saturate batches of {args.batch}: {acked / elapsed:,.0f} acked orders/s "
                 f"({acked:,} in {elapsed:.1f}s), batch ack {quantiles(hist)}"
             )
+            if args.subscribers <= 0:
+                return  # --subscribers 0: order entry only
             rate, hist, slowest = await fanout(
                 relay.ports["port"],
                 gateway.ports["port"],
@@ -417,7 +423,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--batch", type=int, default=50)
     parser.add_argument("--window", type=int, default=4)
-    parser.add_argument("--subscribers", type=int, default=100)
+    parser.add_argument(
+        "--subscribers", type=int, default=100, help="relay subscribers (0: skip fan-out)"
+    )
     parser.add_argument("--fanout-rate", type=float, default=2500.0, help="orders/s for fanout")
     parser.add_argument(
         "--fsync", default="engine-default", choices=["engine-default", "batch", "none", "always"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,12 @@ from exchange.core.config import core_config
 from exchange.engine.command_port import CommandPort
 from exchange.engine.durability import Durability
 from exchange.engine.event_port import EventPort, build_snapshot
+from exchange.engine.group_commit import (
+    Committer,
+    ImmediateCommit,
+    PeriodicSync,
+    PipelinedCommit,
+)
 from exchange.engine.history import EventHistory
 from exchange.engine.metrics import EngineStats
 from exchange.engine.publisher import Publisher
@@ -86,18 +93,24 @@ class EngineApp:
             self.core,
             journal=self.durability.writer if self.durability else None,
             sync=mode != "none",
-            sync_each=mode == "always",
         )
         self.history = EventHistory(
             config.engine.event_history, self.core.last_seq - len(recovered)
         )
         if recovered:
             self.history.extend(first_seq + 1, recovered)
+        self.committer: Committer = ImmediateCommit(self.sequencer)
+        if self.durability is not None and mode == "always":
+            self.committer = PipelinedCommit(self.sequencer, _journal_failed)
+        elif self.durability is not None and mode == "batch":
+            interval = config.engine.fsync_interval_ms / 1000
+            self.committer = PeriodicSync(self.sequencer, _journal_failed, interval)
         self.publisher = Publisher(
             self.sequencer,
             self.history,
             self.stats,
             lambda: build_snapshot(self.core, time.time_ns()),
+            committer=self.committer,
         )
         self.command = CommandPort(
             self.sequencer, self.publisher, config, self.stats, buffer_limit=gateway_buffer_limit
@@ -219,7 +232,7 @@ class EngineApp:
         data directory)."""
         durability = self.durability
         if durability is not None and durability.dirty:
-            self.publisher.flush()
+            self.publisher.drain()
             durability.snapshot(self.core)
 
     async def _every(self, interval: float, action: Any) -> None:
@@ -242,7 +255,7 @@ class EngineApp:
             with contextlib.suppress(asyncio.CancelledError):
                 await timer
         self._timers.clear()
-        self.publisher.flush()
+        self.publisher.drain()
         outboxes = [peer.outbox for peer in self.publisher.gateways]
         outboxes += [subscriber.outbox for subscriber in self.publisher.subscribers]
         if outboxes:
@@ -256,6 +269,8 @@ class EngineApp:
             with contextlib.suppress(Exception):
                 await server.wait_closed()
         self._servers.clear()
+        self.publisher.drain()
+        self.committer.close()
         if self.durability is not None:
             self.durability.close(self.core)
         log.info("engine_stopped", last_seq=self.core.last_seq)
@@ -266,3 +281,11 @@ class EngineApp:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.stop()
+
+
+def _journal_failed(error: BaseException) -> None:
+    """An fsync of the journal failed: what was written may not be on disk, so nothing more
+    may be acknowledged. Exit at once; a restart recovers from what the journal really holds
+    and the gateways answer the orders in flight with ``engine_unavailable``."""
+    log.critical("journal_sync_failed", error=repr(error))
+    os._exit(70)

@@ -13,13 +13,17 @@ What goes where:
   account updates are pushed to every gateway.
 
 Staging and release: results are staged while commands run; the first staged item schedules
-``flush`` with ``call_soon``, so everything produced in one loop iteration is released
-together: one ``sequencer.commit()`` (journal group commit), then one frame per subscriber
-(the events joined once and shared by all subscribers) and one frame per gateway. Nothing is
-acknowledged before it is committed.
+``flush`` with ``call_soon``, so everything produced in one loop iteration becomes one *group*:
+the events, each gateway's frames, and a snapshot for the subscribers waiting for one. The
+group goes to the committer (``exchange.engine.group_commit``), which releases it once its
+commands are durable: one frame per subscriber (the events joined once and shared by all
+subscribers) and one frame per gateway. Groups are released in order; nothing is acknowledged
+before it is committed. With ``--fsync batch`` the loop goes on executing commands while a
+group waits for its fsync, so the core may be ahead of what was released.
 
-Snapshots are built inside ``flush``, after the release, when the core's state is exactly the
-state after the last released event: a subscriber registered there misses and repeats nothing.
+Snapshots are built inside ``flush``, when the core's state is exactly the state after the
+group's last event, and sent at the group's release, right after its events: a subscriber
+that joins there misses and repeats nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from typing import Any
 
 import msgspec
 
+from exchange.engine.group_commit import Committer, ImmediateCommit
 from exchange.engine.history import EventHistory
 from exchange.engine.metrics import EngineStats
 from exchange.engine.sequencer import Sequencer
@@ -78,26 +83,48 @@ class GatewayPeer:
         self._push = None
         self._staged.append(b'{"type":"push","events":[%b]}' % b",".join(events))
 
-    def release(self) -> None:
-        """Hand everything staged to the outbox (one frame), in staging order."""
+    def take(self) -> list[bytes]:
+        """Everything staged, in staging order (to be handed to the outbox as one frame)."""
         if self._push is not None:
             self._close_push()
         staged = self._staged
         self._staged = []
         self.dirty = False
-        self.outbox.put_many(staged)
+        return staged
 
 
 class Subscriber:
     """An event-port consumer in the live stream."""
 
-    __slots__ = ("name", "outbox", "released_seq")
+    __slots__ = ("name", "outbox", "released_seq", "removed")
 
     def __init__(self, name: str, outbox: Outbox, released_seq: int = 0) -> None:
         self.name = name
         self.outbox = outbox
         self.released_seq = released_seq
         """The seq of the last event handed to this subscriber's outbox."""
+        self.removed = False
+        """Set when the subscriber left (a snapshot built for it is not sent)."""
+
+
+class _Group:
+    """One loop iteration's output, waiting for its commit."""
+
+    __slots__ = ("events", "first_seq", "frames", "snapshot", "waiters")
+
+    def __init__(
+        self,
+        first_seq: int,
+        events: list[bytes],
+        frames: list[tuple[GatewayPeer, list[bytes]]],
+        waiters: list[Subscriber],
+        snapshot: bytes,
+    ) -> None:
+        self.first_seq = first_seq
+        self.events = events
+        self.frames = frames
+        self.waiters = waiters
+        self.snapshot = snapshot
 
 
 class Publisher:
@@ -110,8 +137,9 @@ class Publisher:
         stats: EngineStats,
         build_snapshot: Callable[[], bytes],
         schedule: Callable[[Callable[[], None]], Any] | None = None,
+        committer: Committer | None = None,
     ) -> None:
-        self._sequencer = sequencer
+        self._committer = committer or ImmediateCommit(sequencer)
         self._history = history
         self._stats = stats
         self._build_snapshot = build_snapshot
@@ -150,15 +178,18 @@ class Publisher:
     def join_live(self, subscriber: Subscriber) -> None:
         """Add a subscriber that has every event up to ``released_seq`` (call without awaiting
         after checking that, so no release slips in between)."""
+        subscriber.removed = False
         subscriber.released_seq = self.released_seq
         self._live[subscriber] = None
 
     def request_snapshot(self, subscriber: Subscriber) -> None:
         """Send ``subscriber`` a snapshot at the next release, then the live stream."""
+        subscriber.removed = False
         self._snapshot_waiters.append(subscriber)
         self._request_flush()
 
     def remove_subscriber(self, subscriber: Subscriber) -> None:
+        subscriber.removed = True
         self._live.pop(subscriber, None)
         if subscriber in self._snapshot_waiters:
             self._snapshot_waiters.remove(subscriber)
@@ -230,29 +261,40 @@ class Publisher:
     # ------------------------------------------------------------------ release
 
     def flush(self) -> None:
-        """Commit, then release everything staged (called once per loop iteration)."""
+        """Hand everything staged to the committer as one group (called once per loop
+        iteration); it is released when its commands are durable."""
         self._scheduled = False
-        self._sequencer.commit()
-        staged = self._staged
-        if staged:
-            self._staged = []
-            self._history.extend(self._staged_first, staged)
-            last = self._history.last_seq
-            self.released_seq = last
-            chunk = b",".join(staged)
-            for subscriber in tuple(self._live):
-                subscriber.outbox.put(chunk)
-                subscriber.released_seq = last
+        events = self._staged
+        self._staged = []
+        frames: list[tuple[GatewayPeer, list[bytes]]] = []
         if self._dirty:
             dirty = self._dirty
             self._dirty = []
-            for peer in dirty:
-                peer.release()
-        if self._snapshot_waiters:
-            waiters = self._snapshot_waiters
-            self._snapshot_waiters = []
-            snapshot = self._build_snapshot()
-            for subscriber in waiters:
-                subscriber.outbox.put_frame(snapshot)
+            frames = [(peer, peer.take()) for peer in dirty]
+        waiters, self._snapshot_waiters = self._snapshot_waiters, []
+        snapshot = self._build_snapshot() if waiters else b""
+        group = _Group(self._staged_first, events, frames, waiters, snapshot)
+        self._committer.commit(lambda: self._release(group))
+
+    def drain(self) -> None:
+        """Flush, then synchronously commit and release everything (snapshots, shutdown)."""
+        self.flush()
+        self._committer.drain()
+
+    def _release(self, group: _Group) -> None:
+        events = group.events
+        if events:
+            self._history.extend(group.first_seq, events)
+            last = self._history.last_seq
+            self.released_seq = last
+            chunk = b",".join(events)
+            for subscriber in tuple(self._live):
+                subscriber.outbox.put(chunk)
+                subscriber.released_seq = last
+        for peer, frames in group.frames:
+            peer.outbox.put_many(frames)
+        for subscriber in group.waiters:
+            if not subscriber.removed:
+                subscriber.outbox.put_frame(group.snapshot)
                 self._stats.snapshots_sent += 1
                 self.join_live(subscriber)

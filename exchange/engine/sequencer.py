@@ -6,9 +6,11 @@ repeats the last ts), so events never go back in time even if the wall clock doe
 
 Durability: the sequencer owns the optional journal. ``submit`` appends the command (with the
 core's ``last_seq`` before it and its ts, the shape ``exchange.journal.JournalWriter.append``
-takes) before applying it; ``commit`` makes everything appended so far durable. The publisher
-calls ``commit`` once per loop iteration *before* any reply or event of that iteration leaves
-the process, so nothing is acknowledged that a restart could lose (group commit).
+takes) before applying it; ``commit`` makes everything appended so far durable, and
+``write`` + ``sync_job`` do the same in two steps so that the fsync can run on another thread
+(``exchange.engine.group_commit``). The publisher releases the replies and events of a loop
+iteration only once their commands are durable, so nothing is acknowledged that a restart
+could lose (group commit).
 """
 
 from __future__ import annotations
@@ -29,11 +31,13 @@ class Journal(Protocol):
 
     def sync(self) -> None: ...
 
+    def sync_job(self) -> Callable[[], None] | None: ...
+
 
 class Sequencer:
     """Owns the core for writing. Read-only queries may use ``core`` directly."""
 
-    __slots__ = ("_clock", "_journal", "_last_ts", "_sync", "_sync_each", "commands", "core")
+    __slots__ = ("_clock", "_journal", "_last_ts", "_sync", "commands", "core")
 
     def __init__(
         self,
@@ -41,15 +45,14 @@ class Sequencer:
         *,
         journal: Journal | None = None,
         sync: bool = True,
-        sync_each: bool = False,
         clock: Callable[[], int] = time.time_ns,
     ) -> None:
-        """``sync``: fsync at every ``commit`` (group commit); ``sync_each``: also after every
-        command (``--fsync always``); neither: the journal is only written (``--fsync none``)."""
+        """``sync``: ``commit`` and ``sync_job`` fsync; otherwise the journal is only written
+        (``--fsync none``). When to commit is the committer's business
+        (``exchange.engine.group_commit``)."""
         self.core = core
         self._journal = journal
         self._sync = sync
-        self._sync_each = sync_each
         self._clock = clock
         self._last_ts = core.last_ts
         self.commands = 0
@@ -77,10 +80,21 @@ class Sequencer:
         journal = self._journal
         if journal is not None:
             journal.append(core.last_seq, ts, account, command)
-            if self._sync_each:
-                journal.sync()
         self.commands += 1
         return core.submit(account, command, ts)
+
+    def write(self) -> None:
+        """Hand every command submitted so far to the OS (no fsync)."""
+        if self._journal is not None:
+            self._journal.write()
+
+    def sync_job(self) -> Callable[[], None] | None:
+        """An fsync of everything written, to run on a worker thread; None when there is no
+        journal, the policy does not sync, or nothing was written since the last one."""
+        journal = self._journal
+        if journal is None or not self._sync:
+            return None
+        return journal.sync_job()
 
     def commit(self) -> None:
         """Make every command submitted so far durable. Call before sending their results."""

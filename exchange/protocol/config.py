@@ -56,9 +56,13 @@ class EngineSection(_Section, frozen=True):
     event_history: int = 1_000_000
     """How many recent events the event port serves from memory."""
     fsync: Literal["batch", "always", "none"] = "batch"
-    """When the journal is made durable: once per loop iteration for everything processed in it
-    (group commit), after every command, or never (the OS decides; survives a process crash,
-    not a power cut). Acknowledgements always leave after the journal write."""
+    """When the journal is made durable. Every acknowledgement leaves after its command is
+    written to the journal (so it survives a crash of the engine, even ``kill -9``).
+    ``batch``: also fsync in the background at most every ``fsync_interval_ms`` (a power cut
+    loses at most that much); ``always``: acknowledge only after an fsync covering the command
+    (group commit; survives a power cut); ``none``: never fsync (the OS writes back)."""
+    fsync_interval_ms: float = 5.0
+    """``batch``: the most often the journal is fsynced while commands arrive."""
     snapshot_interval_s: float = 60.0
     """Snapshot at least this often while commands arrive (and at a clean shutdown); 0 = only
     by count and at shutdown."""

@@ -169,3 +169,64 @@ async def test_outbox_batches_splits_and_overflows() -> None:
     assert split.frames == [b"[1111,2222]", b"[3333]"]
     small.close()
     await asyncio.wait_for(task, 1)
+
+
+class HeldCommit:
+    """A committer whose releases wait until the test runs them (an fsync in flight)."""
+
+    def __init__(self) -> None:
+        self.held: list[Any] = []
+
+    def commit(self, release: Any) -> None:
+        self.held.append(release)
+
+    def drain(self) -> None:
+        while self.held:
+            self.held.pop(0)()
+
+    def close(self) -> None:
+        self.drain()
+
+
+async def test_groups_waiting_for_their_commit_hold_everything_back_in_order() -> None:
+    sequencer = Sequencer(core())
+    scheduled: list[Any] = []
+    history = EventHistory(100)
+    committer = HeldCommit()
+    snapshots: list[int] = []
+
+    def build_snapshot() -> bytes:
+        snapshots.append(sequencer.core.last_seq)
+        return b'{"type":"snapshot","seq":%d}' % sequencer.core.last_seq
+
+    publisher = Publisher(
+        sequencer, history, EngineStats(), build_snapshot, scheduled.append, committer=committer
+    )
+    sent = Sent()
+    box = Outbox(sent, limit=10**6, always_array=True)
+    writer = asyncio.get_running_loop().create_task(box.run())
+    early = Subscriber("early", box)
+    publisher.join_live(early)
+    order = NewOrder(symbol="AAPL", side="buy", qty=1, price=185.0)
+
+    publisher.publish(sequencer.submit("alice", order), None)
+    scheduled.pop()()  # group 1 taken, waiting for its commit
+    first_group_end = sequencer.core.last_seq
+    late = Subscriber("late", Outbox(Sent(), limit=10**6, always_array=True))
+    publisher.request_snapshot(late)
+    publisher.publish(sequencer.submit("bob", order), None)
+    scheduled.pop()()  # group 2 carries the snapshot, built after its own events
+    assert history.last_seq == 0 and box.queued_bytes == 0  # nothing released yet
+    assert snapshots == [sequencer.core.last_seq]
+
+    committer.held.pop(0)()  # group 1 committed
+    assert history.last_seq == first_group_end
+    assert late.outbox.queued_bytes == 0 and late not in publisher.subscribers
+    committer.held.pop(0)()  # group 2 committed: its events, then the snapshot, then live
+    assert history.last_seq == sequencer.core.last_seq == late.released_seq
+    assert late in publisher.subscribers and late.outbox.queued_bytes > 0
+    await box.drain()
+    box.close()
+    await writer
+    seqs = [event["seq"] for frame in sent.frames for event in json.loads(frame)]
+    assert seqs == list(range(1, sequencer.core.last_seq + 1))
