@@ -103,6 +103,8 @@ class MonitorState:
     status: Status = "connecting"
     url: str = ""
     attempts: int = 0
+    disconnects: int = 0
+    """How many times the feed dropped since the monitor started."""
     last_error: str | None = None
     symbols: list[str] = field(default_factory=list)
     selected: str | None = None
@@ -179,6 +181,7 @@ def reduce(state: MonitorState, event: Any) -> MonitorState:
             state.status, state.url, state.last_error = "connected", event.url, None
         case Disconnected():
             state.status, state.last_error = "disconnected", event.reason
+            state.disconnects += 1
             for book in state.books.values():
                 book.synced = False
             state.resync.clear()

@@ -131,7 +131,8 @@ async def test_indicator_follows_the_connection_and_the_app_reconnects() -> None
             assert connections[0]["channels"][-1] == "accounts"
             assert connections[0]["token"] == "monitor-token"
             drop.set()
-            await until(pilot, lambda: app.state.status == "disconnected")
+            # the drop is seen (it may be over before a poll could catch the status)
+            await until(pilot, lambda: app.state.disconnects == 1)
             await until(pilot, lambda: len(connections) == 2 and app.state.status == "connected")
             await until(pilot, lambda: text(app, "status").startswith(" CONNECTED "))
             assert app.renders > 2

@@ -152,7 +152,7 @@ def test_connection_events_drive_the_indicator() -> None:
     reduce(state, snap("AAPL", 1, [(1.0, 1)], []))
     reduce(state, Disconnected("refused"))
     assert view.status_line(state).plain.startswith(" DISCONNECTED ")
-    assert not state.book("AAPL").synced
+    assert not state.book("AAPL").synced and state.disconnects == 1
     reduce(state, Connecting("ws://x", 3))
     assert "RECONNECTING  attempt 3" in view.status_line(state).plain
 
