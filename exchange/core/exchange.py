@@ -1056,6 +1056,7 @@ class Exchange:
     def _finish(self) -> None:
         """Publish book changes, run liquidation checks, publish account updates."""
         touched_accounts = self._touched_accounts
+        waiting = list(self._liquidating.values()) if self._liquidating else None
         retried = False
         while True:
             moved = self._publish_books()
@@ -1070,9 +1071,9 @@ class Exchange:
             if suspects:
                 for account in self._check_accounts(suspects):
                     self._liquidate(account)
-            if self._liquidating and not retried:
+            if waiting and not retried:
                 retried = True
-                self._retry_liquidations()
+                self._retry_liquidations(waiting)
             if not self._touched_books:
                 break
         if touched_accounts:
@@ -1155,12 +1156,17 @@ class Exchange:
         self._close_positions(account)
 
     def _close_positions(self, account: AccountState) -> None:
+        """Close what ``account`` holds with IOC market orders flagged ``liquidation``, limited
+        like any market order to the price band around the last trade: a liquidation takes
+        what the book offers within the band, never sweeps it away. What is left waits (the
+        account stays liquidating) until liquidity appears within the band."""
         for holding in list(account.holdings.values()):
             if not holding.qty:
                 continue
             book = holding.book
             is_buy = holding.qty < 0
-            if not (book.best_ask if is_buy else book.best_bid):
+            limit = _liquidation_limit(book, is_buy)
+            if limit is None:
                 continue
             size = -holding.qty if is_buy else holding.qty
             order_id = self._next_order_id
@@ -1178,7 +1184,7 @@ class Exchange:
                 liquidation=True,
             )
             self._report(order, "new", "new")
-            self._match(order, _NO_LIMIT_BUY if is_buy else 0)
+            self._match(order, limit)
             if order.cum_qty:
                 self._seq += 1
                 self._events.append(
@@ -1193,7 +1199,9 @@ class Exchange:
                     )
                 )
             if order.leaves:
-                self._expire(order, "no_liquidity", "liquidation found no more liquidity")
+                self._expire(
+                    order, "no_liquidity", "liquidation found no more liquidity within the band"
+                )
             else:
                 self._remember_done(order, "filled")
         if not account.has_position():
@@ -1209,12 +1217,27 @@ class Exchange:
         del self._liquidating[account.name]
         self._touched_accounts[account.name] = account
 
-    def _retry_liquidations(self) -> None:
-        """Try again to close what liquidating accounts still hold, where there is liquidity."""
-        for account in list(self._liquidating.values()):
+    def _retry_liquidations(self, waiting: list[AccountState]) -> None:
+        """Try again to close what ``waiting`` (accounts that were liquidating before this
+        command) still hold, where there is liquidity within the band. One attempt per
+        account and command: a liquidation moves the band with its own trades, so it can walk
+        the price at most one band per command, never down a whole thin book at once."""
+        for account in waiting:
+            if not account.liquidating:
+                continue
             for holding in account.holdings.values():
-                if holding.qty and (
-                    holding.book.best_ask if holding.qty < 0 else holding.book.best_bid
-                ):
+                if holding.qty and _liquidation_limit(holding.book, holding.qty < 0) is not None:
                     self._close_positions(account)
                     break
+
+
+def _liquidation_limit(book: OrderBook, is_buy: bool) -> int | None:
+    """The limit (ticks) of a liquidation order on ``book``: the edge of the price band
+    around the last trade; None when the best opposite price lies beyond it (or there is
+    none), so there is nothing a liquidation may take now."""
+    low, high = book.instrument.band_limits(book.band_reference())
+    if is_buy:
+        best = book.best_ask
+        return high if best and best <= high else None
+    best = book.best_bid
+    return low if best and best >= low else None

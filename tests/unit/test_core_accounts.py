@@ -146,6 +146,35 @@ def test_liquidation_with_enough_liquidity_keeps_remaining_equity() -> None:
     assert reports(again)[0].exec_type == "new"  # trading again once flat
 
 
+def test_a_liquidation_takes_only_what_lies_within_the_price_band() -> None:
+    """A liquidation is an IOC market order limited like any other to the band around the
+    last trade: it does not sweep a thin book to any price. What is left is retried once per
+    later command, within the band of that moment."""
+    d = Driver(make_exchange({"weak": 1000.0, "b": 1e7, "c": 1e7}, price_band=0.1))
+    d.order("b", "sell", 100, 100.0)
+    d.order("weak", "buy", 100, 100.0)  # last trade 100: band [90, 110]
+    d.order("c", "buy", 60, 90.0)
+    d.order("b", "sell", 1, 104.0)
+    d.order("c", "buy", 1, 104.0)  # last trade 104: band [93.6, 114.4], the 90 bid is outside
+    d.order("c", "buy", 39, 94.0)
+    out = d.order("b", "sell", 10, 95.0)  # mid 94.5: weak's equity 450 < maintenance 472.5
+    (event,) = [e for e in out if isinstance(e, Liquidation)]
+    assert (event.qty, event.price) == (39, 94.0)  # the 90 bid lies beyond the band
+    liq = [r for r in reports(out, "weak") if r.liquidation]
+    assert [r.exec_type for r in liq] == ["new", "trade", "expired"]
+    assert liq[-1].reject_reason == "no_liquidity"
+    assert d.ladder()[0] == [(90.0, 60)]
+    assert last_update(out, "weak").liquidating
+    out = d.order("b", "sell", 5, 99.0)  # any command: retry in the band around 94
+    assert [(f.price, f.qty) for f in fills(out)] == [(90.0, 60)]
+    assert last_update(out, "weak").liquidating  # one lot left, no bid within [81, 99]
+    out = d.order("c", "buy", 5, 85.0)
+    assert [(f.price, f.qty, f.sell_account) for f in fills(out)] == [(85.0, 1, "weak")]
+    final = last_update(out, "weak")
+    assert (final.cash, final.positions[0].qty, final.liquidating) == (151.0, 0, False)
+    assert total_money(d.ex) == deposits(d.ex)
+
+
 def test_revalue_publishes_mark_to_market_once() -> None:
     d = Driver(make_exchange())
     d.order("b", "sell", 10, 100.0)
