@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
@@ -51,8 +53,22 @@ def stop_event_on_signals() -> asyncio.Event:
     return stop
 
 
+def tune_gc() -> None:
+    """Fewer, cheaper cyclic garbage collections for a long-running server: what is alive at
+    start-up (modules, configuration) is frozen out of every collection, and the youngest
+    generation is collected every 50,000 allocations instead of 700. The hot paths allocate
+    short-lived acyclic objects that reference counting frees anyway; frequent collections
+    only add pauses to the latency tail. ``EXCHANGE_GC=default`` keeps Python's settings."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 50)
+
+
 def run(main: Callable[[], Coroutine[Any, Any, int | None]]) -> None:
-    """Run ``main`` on uvloop (asyncio when unavailable) and exit with its return code."""
+    """Run ``main`` on uvloop (asyncio when unavailable), with ``tune_gc`` unless
+    ``EXCHANGE_GC=default``, and exit with its return code."""
+    if os.environ.get("EXCHANGE_GC", "tuned") != "default":
+        tune_gc()
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is a dependency on Unix
