@@ -74,6 +74,49 @@ class ImmediateCommit:
         self.drain()
 
 
+class SyncWorker:
+    """Runs one fsync at a time on a worker thread and reports its end on the event loop."""
+
+    def __init__(self) -> None:
+        self._executor = concurrent.futures.ThreadPoolExecutor(1, "journal-sync")
+        self._future: concurrent.futures.Future[None] | None = None
+        self.started = 0
+        """fsyncs started."""
+
+    @property
+    def busy(self) -> bool:
+        """Whether an fsync is running."""
+        return self._future is not None
+
+    def start(self, job: Callable[[], None], done: Callable[[BaseException | None], None]) -> None:
+        """Run ``job`` (an fsync) on the thread; ``done(error or None)`` runs on the event loop
+        afterwards, unless ``wait`` collected the result first. Needs a running loop."""
+        loop = asyncio.get_running_loop()
+        future = self._executor.submit(job)
+        self._future = future
+        self.started += 1
+
+        def completed(finished: concurrent.futures.Future[None]) -> None:
+            if finished is self._future:
+                self._future = None
+                done(finished.exception())
+
+        future.add_done_callback(lambda finished: loop.call_soon_threadsafe(completed, finished))
+
+    def wait(self) -> BaseException | None:
+        """Block until the fsync in flight (if any) returned; its error, else None. Its
+        ``done`` callback will not run."""
+        future = self._future
+        if future is None:
+            return None
+        self._future = None
+        concurrent.futures.wait([future])
+        return future.exception()
+
+    def shutdown(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
 class PipelinedCommit:
     """``--fsync always``: group commit with one fsync at a time on a worker thread (see
     module doc).
@@ -84,21 +127,23 @@ class PipelinedCommit:
     def __init__(self, sequencer: Journaled, on_failure: Callable[[BaseException], None]) -> None:
         self._sequencer = sequencer
         self._on_failure = on_failure
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, "journal-sync")
+        self._worker = SyncWorker()
         self._written: list[Release] = []
         """Groups written to the OS and not covered by the fsync in flight."""
         self._covered: list[Release] = []
         """Groups the fsync in flight covers."""
-        self._future: concurrent.futures.Future[None] | None = None
         self._closed = False
         self.failed = False
-        self.syncs = 0
-        """fsyncs started (each covers one or more groups)."""
 
     @property
     def in_flight(self) -> bool:
         """Whether an fsync is running."""
-        return self._future is not None
+        return self._worker.busy
+
+    @property
+    def syncs(self) -> int:
+        """fsyncs started (each covers one or more groups)."""
+        return self._worker.started
 
     def commit(self, release: Release) -> None:
         if self.failed:
@@ -109,7 +154,7 @@ class PipelinedCommit:
             return
         self._sequencer.write()
         self._written.append(release)
-        if self._future is None:
+        if not self._worker.busy:
             self._start()
 
     def _start(self) -> None:
@@ -119,25 +164,15 @@ class PipelinedCommit:
             _run(groups)
             return
         self._covered = groups
-        loop = asyncio.get_running_loop()
-        future = self._executor.submit(job)
-        self._future = future
-        self.syncs += 1
-        future.add_done_callback(lambda done: loop.call_soon_threadsafe(self._synced, done))
+        self._worker.start(job, self._synced)
 
-    def _synced(self, future: concurrent.futures.Future[None]) -> None:
-        if future is not self._future:
-            return  # ``drain`` handled it already
-        self._future = None
-        if not self._finish(future):
-            return
-        if self._written:
+    def _synced(self, error: BaseException | None) -> None:
+        if self._finish(error) and self._written:
             self._start()
 
-    def _finish(self, future: concurrent.futures.Future[None]) -> bool:
-        """Release the covered groups if ``future``'s fsync succeeded."""
+    def _finish(self, error: BaseException | None) -> bool:
+        """Release the groups the last fsync covered, if it succeeded."""
         covered, self._covered = self._covered, []
-        error = future.exception()
         if error is not None:
             self._fail(error)
             return False
@@ -151,13 +186,7 @@ class PipelinedCommit:
         self._on_failure(error)
 
     def drain(self) -> None:
-        future = self._future
-        if future is not None:
-            self._future = None
-            concurrent.futures.wait([future])
-            if not self._finish(future):
-                return
-        if self.failed:
+        if not self._finish(self._worker.wait()) or self.failed:
             return
         try:
             self._sequencer.commit()
@@ -171,7 +200,7 @@ class PipelinedCommit:
         """``drain`` and stop the worker thread; later commits are synchronous."""
         self.drain()
         self._closed = True
-        self._executor.shutdown(wait=True)
+        self._worker.shutdown()
 
 
 def _run(releases: list[Release]) -> None:
@@ -197,19 +226,21 @@ class PeriodicSync:
         self._on_failure = on_failure
         self._interval = interval
         self._clock = clock
-        self._executor = concurrent.futures.ThreadPoolExecutor(1, "journal-sync")
-        self._future: concurrent.futures.Future[None] | None = None
+        self._worker = SyncWorker()
         self._timer: asyncio.TimerHandle | None = None
         self._last_start = -math.inf
         self._closed = False
         self.failed = False
-        self.syncs = 0
-        """fsyncs started."""
 
     @property
     def in_flight(self) -> bool:
         """Whether an fsync is running."""
-        return self._future is not None
+        return self._worker.busy
+
+    @property
+    def syncs(self) -> int:
+        """fsyncs started."""
+        return self._worker.started
 
     def commit(self, release: Release) -> None:
         if self.failed:
@@ -218,7 +249,7 @@ class PeriodicSync:
         release()
         if self._closed:
             self._sync_now()
-        elif self._future is None and self._timer is None:
+        elif not self._worker.busy and self._timer is None:
             self._schedule()
 
     def _schedule(self) -> None:
@@ -237,21 +268,13 @@ class PeriodicSync:
         if job is None:
             return  # nothing new since the last fsync
         self._last_start = self._clock()
-        loop = asyncio.get_running_loop()
-        future = self._executor.submit(job)
-        self._future = future
-        self.syncs += 1
-        future.add_done_callback(lambda done: loop.call_soon_threadsafe(self._synced, done))
+        self._worker.start(job, self._synced)
 
-    def _synced(self, future: concurrent.futures.Future[None]) -> None:
-        if future is not self._future:
-            return  # ``drain`` handled it already
-        self._future = None
-        error = future.exception()
+    def _synced(self, error: BaseException | None) -> None:
         if error is not None:
             self._fail(error)
-            return
-        self._schedule()  # written meanwhile? (sync_job says) — at most every interval
+        else:
+            self._schedule()  # anything written meanwhile (sync_job says), at most every interval
 
     def _fail(self, error: BaseException) -> None:
         self.failed = True
@@ -268,13 +291,9 @@ class PeriodicSync:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        future = self._future
-        if future is not None:
-            self._future = None
-            concurrent.futures.wait([future])
-            error = future.exception()
-            if error is not None:
-                self._fail(error)
+        error = self._worker.wait()
+        if error is not None:
+            self._fail(error)
         if not self.failed:
             self._sync_now()
 
@@ -282,4 +301,4 @@ class PeriodicSync:
         """``drain`` and stop the worker thread; later commits sync synchronously."""
         self.drain()
         self._closed = True
-        self._executor.shutdown(wait=True)
+        self._worker.shutdown()
