@@ -117,21 +117,13 @@ class SyncWorker:
         self._executor.shutdown(wait=True)
 
 
-class PipelinedCommit:
-    """``--fsync always``: group commit with one fsync at a time on a worker thread (see
-    module doc).
-
-    Must be used from the event loop's thread; ``commit`` needs a running loop.
-    """
+class _Background:
+    """What both background committers share: the fsync worker and the failure state."""
 
     def __init__(self, sequencer: Journaled, on_failure: Callable[[BaseException], None]) -> None:
         self._sequencer = sequencer
         self._on_failure = on_failure
         self._worker = SyncWorker()
-        self._written: list[Release] = []
-        """Groups written to the OS and not covered by the fsync in flight."""
-        self._covered: list[Release] = []
-        """Groups the fsync in flight covers."""
         self._closed = False
         self.failed = False
 
@@ -142,8 +134,23 @@ class PipelinedCommit:
 
     @property
     def syncs(self) -> int:
-        """fsyncs started (each covers one or more groups)."""
+        """fsyncs started (each covers everything written before it)."""
         return self._worker.started
+
+
+class PipelinedCommit(_Background):
+    """``--fsync always``: group commit with one fsync at a time on a worker thread (see
+    module doc).
+
+    Must be used from the event loop's thread; ``commit`` needs a running loop.
+    """
+
+    def __init__(self, sequencer: Journaled, on_failure: Callable[[BaseException], None]) -> None:
+        super().__init__(sequencer, on_failure)
+        self._written: list[Release] = []
+        """Groups written to the OS and not covered by the fsync in flight."""
+        self._covered: list[Release] = []
+        """Groups the fsync in flight covers."""
 
     def commit(self, release: Release) -> None:
         if self.failed:
@@ -208,7 +215,7 @@ def _run(releases: list[Release]) -> None:
         release()
 
 
-class PeriodicSync:
+class PeriodicSync(_Background):
     """``--fsync batch``: write and release at once; fsync on a worker thread at most every
     ``interval`` seconds while something new was written (see module doc).
 
@@ -222,25 +229,11 @@ class PeriodicSync:
         interval: float = 0.005,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self._sequencer = sequencer
-        self._on_failure = on_failure
+        super().__init__(sequencer, on_failure)
         self._interval = interval
         self._clock = clock
-        self._worker = SyncWorker()
         self._timer: asyncio.TimerHandle | None = None
         self._last_start = -math.inf
-        self._closed = False
-        self.failed = False
-
-    @property
-    def in_flight(self) -> bool:
-        """Whether an fsync is running."""
-        return self._worker.busy
-
-    @property
-    def syncs(self) -> int:
-        """fsyncs started."""
-        return self._worker.started
 
     def commit(self, release: Release) -> None:
         if self.failed:
