@@ -118,6 +118,7 @@ class CommandPort:
             while True:
                 frame = await ws.recv(decode=False)
                 self.handle_frame(peer, frame)
+                self._publisher.release_now()  # the frame's replies go now, not next iteration
         except ConnectionClosed:
             pass
         finally:

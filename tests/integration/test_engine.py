@@ -358,8 +358,8 @@ async def test_every_fsync_policy_acknowledges_in_order_and_restarts_identically
             last = engine.core.last_seq
             assert_gapless(await events_until(watcher, last), 1)
         assert len(set(acked)) == len(acked) and max(acked) <= last  # + timer revalues
-        if fsync == "always":  # group commit: fsyncs were shared by concurrent commands
-            assert 0 < engine.committer.syncs < 300  # type: ignore[attr-defined]
+        if fsync == "always":  # (sharing of fsyncs is asserted in test_group_commit.py)
+            assert engine.committer.syncs > 0  # type: ignore[attr-defined]
         state = engine.core.state_hash()
     async with running_engine(data_dir=tmp_path, fsync=fsync) as restarted:
         assert restarted.core.last_seq == last

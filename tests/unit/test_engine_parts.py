@@ -230,3 +230,21 @@ async def test_groups_waiting_for_their_commit_hold_everything_back_in_order() -
     await writer
     seqs = [event["seq"] for frame in sent.frames for event in json.loads(frame)]
     assert seqs == list(range(1, sequencer.core.last_seq + 1))
+
+
+def test_release_now_flushes_at_once_and_the_scheduled_flush_adds_no_empty_group() -> None:
+    sequencer = Sequencer(core())
+    scheduled: list[Any] = []
+    committer = HeldCommit()
+    publisher = Publisher(
+        sequencer, EventHistory(100), EngineStats(), lambda: b"{}", scheduled.append,
+        committer=committer,
+    )  # fmt: skip
+    order = NewOrder(symbol="AAPL", side="buy", qty=1, price=185.0)
+    publisher.publish(sequencer.submit("alice", order), None)
+    publisher.release_now()
+    assert len(committer.held) == 1
+    scheduled.pop()()  # the end-of-iteration flush: nothing left to release
+    assert len(committer.held) == 1
+    publisher.release_now()  # nothing staged: nothing to do
+    assert len(committer.held) == 1
