@@ -30,27 +30,19 @@ from exchange.protocol import FrameDecoder, encode, encode_batch
 from exchange.protocol.messages import (
     Account,
     AccountUpdate,
-    Bbo,
-    BookSnapshot,
-    BookUpdate,
     CancelAllDone,
     CancelReject,
     Error,
     ExecutionReport,
-    Heartbeat,
-    Instruments,
-    Liquidation,
     LoggedIn,
     Login,
+    MarketDataMessage,
     Orders,
     Pong,
     Register,
     Registered,
     Subscribe,
-    Subscribed,
-    Trade,
     Unsubscribe,
-    Unsubscribed,
 )
 
 log = structlog.get_logger()
@@ -66,19 +58,6 @@ GatewayMessage = (
     | AccountUpdate
     | Account
     | Orders
-)
-MarketDataMessage = (
-    Subscribed
-    | Unsubscribed
-    | Instruments
-    | BookSnapshot
-    | BookUpdate
-    | Trade
-    | Bbo
-    | Liquidation
-    | Heartbeat
-    | Error
-    | Pong
 )
 _gateway_decoder: FrameDecoder[Any] = FrameDecoder(GatewayMessage)
 _marketdata_decoder: FrameDecoder[Any] = FrameDecoder(MarketDataMessage)

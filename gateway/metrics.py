@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from exchange.service.stats import LatencyHistogram, registry_for
+from exchange.service.stats import LatencyHistogram, labelled, registry_for
 
 
 class GatewayStats:
@@ -32,18 +32,20 @@ class GatewayStats:
         self.gauges: dict[str, Callable[[], float]] = {}
 
     def collect(self) -> Iterable[Metric]:
-        requests = CounterMetricFamily(
-            "gateway_requests", "Client messages by type", labels=["type"]
+        yield labelled(
+            CounterMetricFamily,
+            "gateway_requests",
+            "Client messages by type",
+            "type",
+            self.requests,
         )
-        for kind, count in sorted(self.requests.items()):
-            requests.add_metric([kind], count)
-        yield requests
-        rejected = CounterMetricFamily(
-            "gateway_rejects", "Requests answered by the gateway itself", labels=["reason"]
+        yield labelled(
+            CounterMetricFamily,
+            "gateway_rejects",
+            "Requests answered by the gateway itself",
+            "reason",
+            self.rejected,
         )
-        for reason, count in sorted(self.rejected.items()):
-            rejected.add_metric([reason], count)
-        yield rejected
         yield CounterMetricFamily(
             "gateway_connections_opened", "Client connections", value=self.connections_opened
         )

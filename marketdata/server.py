@@ -39,7 +39,7 @@ from exchange.protocol.internal import EngineHeartbeat, EngineSnapshot
 from exchange.protocol.messages import Error, InstrumentInfo
 from exchange.service.event_stream import EventStream
 from exchange.service.http import http_handler
-from exchange.service.stats import registry_for
+from exchange.service.stats import labelled, registry_for
 from marketdata.batching import MAX_BATCH_BYTES, Batch
 from marketdata.feed import MarketFeed
 from marketdata.http_api import market_routes
@@ -77,23 +77,25 @@ class RelayStats:
         relay = self._relay
         feed = relay.feed
         stream = relay.stream
-        out = CounterMetricFamily(
-            "marketdata_messages_out", "Messages written, per recipient", labels=["channel"]
+        yield labelled(
+            CounterMetricFamily,
+            "marketdata_messages_out",
+            "Messages written, per recipient",
+            "channel",
+            self.messages_out,
         )
-        for kind, count in sorted(self.messages_out.items()):
-            out.add_metric([kind], count)
-        yield out
         yield CounterMetricFamily(
             "marketdata_frames_out",
             "Frames written, per recipient (a frame holds one message or a batch)",
             value=self.frames_out,
         )
-        subscribers = GaugeMetricFamily(
-            "marketdata_subscribers", "Subscriptions per channel kind", labels=["channel"]
+        yield labelled(
+            GaugeMetricFamily,
+            "marketdata_subscribers",
+            "Subscriptions per channel kind",
+            "channel",
+            feed.subscriber_counts(),
         )
-        for kind, count in sorted(feed.subscriber_counts().items()):
-            subscribers.add_metric([kind], count)
-        yield subscribers
         yield GaugeMetricFamily(
             "marketdata_connections", "Open client connections", value=len(relay.connections)
         )

@@ -12,38 +12,13 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
 from exchange.protocol import FrameDecoder, encode
 from exchange.protocol.messages import (
-    AccountUpdate,
-    Bbo,
-    BookSnapshot,
-    BookUpdate,
-    Error,
-    Heartbeat,
-    Instruments,
-    Liquidation,
-    Pong,
+    MarketDataMessage,
     Subscribe,
-    Subscribed,
-    Trade,
     Unsubscribe,
-    Unsubscribed,
 )
 from monitor.state import Connected, Connecting, Disconnected, MonitorState, reduce, take_resync
 
-FeedMessage = (
-    Subscribed
-    | Unsubscribed
-    | Instruments
-    | BookSnapshot
-    | BookUpdate
-    | Trade
-    | Bbo
-    | Liquidation
-    | Heartbeat
-    | AccountUpdate
-    | Error
-    | Pong
-)
-decoder: FrameDecoder[Any] = FrameDecoder(FeedMessage)
+decoder: FrameDecoder[Any] = FrameDecoder(MarketDataMessage)
 
 MAX_BACKOFF_S = 3.0
 

@@ -12,7 +12,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 
-from exchange.service.stats import LatencyHistogram, registry_for
+from exchange.service.stats import LatencyHistogram, labelled, registry_for
 
 
 class EngineStats:
@@ -41,27 +41,26 @@ class EngineStats:
         yield CounterMetricFamily("engine_orders", "Orders accepted", value=self.orders)
         yield CounterMetricFamily("engine_trades", "Trades executed", value=self.trades)
         yield CounterMetricFamily("engine_events", "Events sequenced", value=self.events)
-        rejects = CounterMetricFamily(
-            "engine_rejects", "Order and cancel/amend rejects by reason", labels=["reason"]
+        yield labelled(
+            CounterMetricFamily,
+            "engine_rejects",
+            "Order and cancel/amend rejects by reason",
+            "reason",
+            self.rejects,
         )
-        for reason, count in sorted(self.rejects.items()):
-            rejects.add_metric([reason], count)
-        yield rejects
-        commands = CounterMetricFamily("engine_commands", "Commands by type", labels=["type"])
-        for kind, count in sorted(self.commands.items()):
-            commands.add_metric([kind], count)
-        yield commands
+        yield labelled(
+            CounterMetricFamily, "engine_commands", "Commands by type", "type", self.commands
+        )
         yield CounterMetricFamily(
             "engine_bad_envelopes", "Undecodable command-port envelopes", value=self.bad_envelopes
         )
-        slow = CounterMetricFamily(
+        yield labelled(
+            CounterMetricFamily,
             "engine_slow_disconnects",
             "Peers disconnected because their unsent buffer overflowed",
-            labels=["port"],
+            "port",
+            self.slow_disconnects,
         )
-        for port, count in sorted(self.slow_disconnects.items()):
-            slow.add_metric([port], count)
-        yield slow
         yield CounterMetricFamily(
             "engine_snapshots_sent", "Event-port snapshots sent", value=self.snapshots_sent
         )
@@ -76,10 +75,7 @@ class EngineStats:
         for name, read in self.gauges.items():
             yield GaugeMetricFamily(name, name.replace("_", " "), value=read())
         for name, (label, read_all) in self.labelled_gauges.items():
-            family = GaugeMetricFamily(name, name.replace("_", " "), labels=[label])
-            for key, value in sorted(read_all().items()):
-                family.add_metric([key], value)
-            yield family
+            yield labelled(GaugeMetricFamily, name, name.replace("_", " "), label, read_all())
 
     def registry(self) -> CollectorRegistry:
         return registry_for(self.collect)

@@ -155,8 +155,12 @@ class Publisher:
         self._dirty: list[GatewayPeer] = []
         self._live: dict[Subscriber, None] = {}
         self._snapshot_waiters: list[Subscriber] = []
-        self.released_seq = history.last_seq
-        """The seq of the last event released to subscribers and gateways."""
+
+    @property
+    def released_seq(self) -> int:
+        """The seq of the last event released to subscribers and gateways (the history holds
+        exactly the released events)."""
+        return self._history.last_seq
 
     # ------------------------------------------------------------------ peers
 
@@ -295,7 +299,6 @@ class Publisher:
         if events:
             self._history.extend(group.first_seq, events)
             last = self._history.last_seq
-            self.released_seq = last
             chunk = b",".join(events)
             for subscriber in tuple(self._live):
                 subscriber.outbox.put(chunk)

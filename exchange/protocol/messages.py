@@ -451,6 +451,24 @@ class Trades(_Server, frozen=True, tag="trades"):
     trades: list[Trade]
 
 
+MarketDataMessage = (
+    Subscribed
+    | Unsubscribed
+    | Instruments
+    | BookSnapshot
+    | BookUpdate
+    | Trade
+    | Bbo
+    | Liquidation
+    | Heartbeat
+    | AccountUpdate
+    | Error
+    | Pong
+)
+"""What the market-data relay sends its subscribers (``account_update`` only on the
+``accounts`` channel, with a monitor token)."""
+
+
 # --------------------------------------------------------------------------- engine events
 
 

@@ -8,10 +8,10 @@ a ``StatsCollector`` whose callback turns them into metric families when ``/metr
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 from prometheus_client import CollectorRegistry
-from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
@@ -34,6 +34,20 @@ DEFAULT_LATENCY_BUCKETS: tuple[float, ...] = (
     1.0,
 )
 """Seconds: 5 µs to 1 s, fine enough for per-command latency."""
+
+
+def labelled(
+    kind: type[CounterMetricFamily] | type[GaugeMetricFamily],
+    name: str,
+    documentation: str,
+    label: str,
+    values: Mapping[str, float],
+) -> Metric:
+    """A counter or gauge family with one sample per ``label`` value, in sorted order."""
+    family = kind(name, documentation, labels=[label])
+    for key, value in sorted(values.items()):
+        family.add_metric([key], value)
+    return family
 
 
 class LatencyHistogram:

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect
 
+from exchange.engine.app import EngineApp
 from tests.integration.clients import (
     CommandClient,
     Message,
@@ -36,6 +39,39 @@ def order(side: str = "buy", qty: int = 1, price: float = 185.0, **fields: Any) 
         "price": price,
         **fields,
     }
+
+
+def random_order(rng: random.Random, low: float, high: float) -> Message:
+    """A limit order of 1-3 lots on a random side at a random price in [low, high]."""
+    side = rng.choice(("buy", "sell"))
+    return order(side, rng.randint(1, 3), round(rng.uniform(low, high), 2))
+
+
+@asynccontextmanager
+async def orders_flowing(
+    engine: EngineApp, seed: int, low: float, high: float
+) -> AsyncIterator[None]:
+    """Two gateways (maker1, maker2) send random orders back to back until the block ends."""
+    rng = random.Random(seed)
+    stop = asyncio.Event()
+
+    async def flow(client: CommandClient, account: str) -> None:
+        while not stop.is_set():
+            await client.submit(account, random_order(rng, low, high))
+
+    async with (
+        command_client(engine.command_port) as first,
+        command_client(engine.command_port) as second,
+    ):
+        producers = [
+            asyncio.create_task(flow(first, "maker1")),
+            asyncio.create_task(flow(second, "maker2")),
+        ]
+        try:
+            yield
+        finally:
+            stop.set()
+            await asyncio.gather(*producers)
 
 
 async def events_until(client: WsClient, last_seq: int) -> list[Message]:
@@ -159,41 +195,19 @@ async def test_snapshot_when_since_is_null_too_old_or_ahead() -> None:
 async def test_stream_is_gapless_while_orders_flow() -> None:
     """Consumers joining mid-flow (snapshot, history) see every event exactly once."""
     async with running_engine() as engine:
-        rng = random.Random(7)
-        stop = asyncio.Event()
-
-        async def flow(client: CommandClient, account: str) -> None:
-            while not stop.is_set():
-                side = rng.choice(("buy", "sell"))
-                price = round(rng.uniform(183.0, 187.0), 2)
-                await client.submit(account, order(side, rng.randint(1, 3), price))
-
-        async with (
-            command_client(engine.command_port) as first,
-            command_client(engine.command_port) as second,
-        ):
-            producers = [
-                asyncio.create_task(flow(first, "maker1")),
-                asyncio.create_task(flow(second, "maker2")),
-            ]
-            try:
-                # wait (for events, not time) until the flow is under way
-                async with event_client(engine.event_port, since=0) as early:
-                    await events_until(early, 50)
-                async with (
-                    event_client(engine.event_port, since=None) as by_snapshot,
-                    event_client(engine.event_port, since=20) as by_history,
-                ):
-                    snapshot = await by_snapshot.next()
-                    assert snapshot["type"] == "snapshot"
-                    target = snapshot["seq"] + 200
-                    from_snapshot = await events_until(by_snapshot, target)
-                    from_history = await events_until(by_history, target)
-                    stop.set()
-                    await asyncio.gather(*producers)
-            finally:
-                stop.set()
-                await asyncio.gather(*producers)
+        async with orders_flowing(engine, 7, 183.0, 187.0):
+            # wait (for events, not time) until the flow is under way
+            async with event_client(engine.event_port, since=0) as early:
+                await events_until(early, 50)
+            async with (
+                event_client(engine.event_port, since=None) as by_snapshot,
+                event_client(engine.event_port, since=20) as by_history,
+            ):
+                snapshot = await by_snapshot.next()
+                assert snapshot["type"] == "snapshot"
+                target = snapshot["seq"] + 200
+                from_snapshot = await events_until(by_snapshot, target)
+                from_history = await events_until(by_history, target)
         assert_gapless(from_snapshot, snapshot["seq"] + 1)
         assert_gapless(from_history, 21)
 
@@ -205,34 +219,14 @@ async def test_since_older_than_memory_is_served_from_disk_while_orders_flow(
     come from the journal, then memory, then live, each once, never a snapshot."""
     config = config_with(engine={"event_history": 8})
     async with running_engine(config, data_dir=tmp_path) as engine:
-        rng = random.Random(3)
-        stop = asyncio.Event()
-
-        async def flow(client: CommandClient, account: str) -> None:
-            while not stop.is_set():
-                side = rng.choice(("buy", "sell"))
-                price = round(rng.uniform(184.0, 186.0), 2)
-                await client.submit(account, order(side, rng.randint(1, 3), price))
-
-        async with (
-            command_client(engine.command_port) as first,
-            command_client(engine.command_port) as second,
-        ):
-            producers = [
-                asyncio.create_task(flow(first, "maker1")),
-                asyncio.create_task(flow(second, "maker2")),
-            ]
-            try:
-                async with event_client(engine.event_port, since=None) as watcher:
-                    await watcher.expect("snapshot")
-                    await events_until(watcher, 400)  # the flow is well past the memory
-                catch_ups = []
-                for since in (0, 150):
-                    async with event_client(engine.event_port, since=since) as late:
-                        catch_ups.append(await events_until(late, engine.core.last_seq + 100))
-            finally:
-                stop.set()
-                await asyncio.gather(*producers)
+        async with orders_flowing(engine, 3, 184.0, 186.0):
+            async with event_client(engine.event_port, since=None) as watcher:
+                await watcher.expect("snapshot")
+                await events_until(watcher, 400)  # the flow is well past the memory
+            catch_ups = []
+            for since in (0, 150):
+                async with event_client(engine.event_port, since=since) as late:
+                    catch_ups.append(await events_until(late, engine.core.last_seq + 100))
         assert_gapless(catch_ups[0], 1)
         assert_gapless(catch_ups[1], 151)
 
@@ -342,9 +336,7 @@ async def test_every_fsync_policy_acknowledges_in_order_and_restarts_identically
 
         async def flow(client: CommandClient, account: str) -> None:
             for _ in range(150):
-                side = rng.choice(("buy", "sell"))
-                price = round(rng.uniform(184.0, 186.0), 2)
-                reply = await client.submit(account, order(side, rng.randint(1, 3), price))
+                reply = await client.submit(account, random_order(rng, 184.0, 186.0))
                 seqs = [m["seq"] for m in reply["messages"] if "seq" in m]
                 assert seqs == sorted(seqs)
                 acked.extend(seqs)
