@@ -77,7 +77,13 @@ class MonitorApp(App[None]):
         self.set_interval(1 / self.fps, self.refresh_view)
 
     def refresh_view(self) -> None:
-        """Render every panel from the state (called on the timer, not per message)."""
+        """Render every panel from the state (called on the timer, not per message).
+
+        A no-op once the app is shutting down: Textual prunes the screen's widgets before it
+        stops the app's timers, so a late tick must not look them up.
+        """
+        if not self.is_running:
+            return
         state = self.state
         self.renders += 1
         self.query_one("#status", Static).update(view.status_line(state))

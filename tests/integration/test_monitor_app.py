@@ -145,3 +145,14 @@ async def test_indicator_shows_the_relay_is_down_and_it_keeps_retrying() -> None
         await until(pilot, lambda: text(app, "status").startswith(" DISCONNECTED "))
         assert "Connect call failed" in text(app, "status")
         assert "accounts: start the monitor with --token" in text(app, "bottom")
+
+
+async def test_a_render_tick_during_shutdown_is_harmless() -> None:
+    # Textual removes the screen's widgets before it stops the app's timers: a tick that lands
+    # in between must not look the widgets up (it used to raise NoMatches and fail the app).
+    app = MonitorApp(None, state=market())
+    async with app.run_test(size=SIZE):
+        pass
+    renders = app.renders
+    app.refresh_view()
+    assert app.renders == renders
