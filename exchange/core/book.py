@@ -13,36 +13,86 @@ from __future__ import annotations
 
 from collections import deque
 from heapq import heapify, heappop, heappush
-from typing import Any
-
-import msgspec
+from typing import TYPE_CHECKING
 
 from exchange.core.instruments import Instrument
 from exchange.protocol.messages import OrderType, SelfTradePrevention, TimeInForce
+
+if TYPE_CHECKING:
+    from exchange.core.accounts import AccountState
 
 NO_BID = 0
 NO_ASK = 0
 
 
-class Order(msgspec.Struct, gc=False):
-    """A live (or just finished) order. Mutable; owned by the core, never sent as is."""
+class Order:
+    """A live (or just finished) order. Mutable; owned by the core, never sent as is.
 
-    order_id: int
-    account: Any  # AccountState; typed loosely to keep this module free of accounts
-    book: Any  # OrderBook
-    is_buy: bool
-    price: int  # ticks; 0 for a market order
-    qty: int
-    leaves: int
-    cum_qty: int = 0
-    cum_cost: int = 0  # sum of fill ticks x lots, for avg_px
-    client_order_id: str | None = None
-    order_type: OrderType = "limit"
-    tif: TimeInForce = "gtc"
-    post_only: bool = False
-    stp: SelfTradePrevention = "expire_taker"
-    live: bool = False  # resting in the book
-    liquidation: bool = False
+    A plain slotted class rather than a msgspec Struct: when the core is compiled with mypyc
+    it becomes a native class whose fields are read and written without attribute lookups.
+    """
+
+    __slots__ = (
+        "account",
+        "book",
+        "client_order_id",
+        "cum_cost",
+        "cum_qty",
+        "is_buy",
+        "leaves",
+        "liquidation",
+        "live",
+        "order_id",
+        "order_type",
+        "post_only",
+        "price",
+        "qty",
+        "stp",
+        "tif",
+    )
+
+    def __init__(
+        self,
+        order_id: int,
+        account: AccountState,
+        book: OrderBook,
+        is_buy: bool,
+        price: int,  # ticks; 0 for a market order
+        qty: int,
+        leaves: int,
+        cum_qty: int = 0,
+        cum_cost: int = 0,  # sum of fill ticks x lots, for avg_px
+        client_order_id: str | None = None,
+        order_type: OrderType = "limit",
+        tif: TimeInForce = "gtc",
+        post_only: bool = False,
+        stp: SelfTradePrevention = "expire_taker",
+        live: bool = False,  # resting in the book
+        liquidation: bool = False,
+    ) -> None:
+        self.order_id = order_id
+        self.account = account
+        self.book = book
+        self.is_buy = is_buy
+        self.price = price
+        self.qty = qty
+        self.leaves = leaves
+        self.cum_qty = cum_qty
+        self.cum_cost = cum_cost
+        self.client_order_id = client_order_id
+        self.order_type = order_type
+        self.tif = tif
+        self.post_only = post_only
+        self.stp = stp
+        self.live = live
+        self.liquidation = liquidation
+
+    def __repr__(self) -> str:
+        side = "buy" if self.is_buy else "sell"
+        return (
+            f"Order({self.order_id} {self.account.name} {self.book.symbol} {side} "
+            f"{self.leaves}/{self.qty} @{self.price} live={self.live})"
+        )
 
 
 class Level:
