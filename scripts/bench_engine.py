@@ -13,6 +13,8 @@ deterministic (same final seq and state hash as the generating run).
 
 Usage: .venv/bin/python scripts/bench_engine.py [--ops N] [--flows mixed,deep,lobster]
        [--symbols 1,4] [--memory]
+The core runs compiled when scripts/setup could build it (the first line says which build);
+EXCHANGE_PURE_CORE=1 measures the pure-Python core.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from exchange.core import AccountSpec, CoreConfig, Exchange, InstrumentSpec
+from exchange.core import BUILD, AccountSpec, CoreConfig, Exchange, InstrumentSpec
 from exchange.protocol.messages import CancelOrder, NewOrder
 
 LOBSTER_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "lobster"
@@ -395,7 +397,8 @@ def main() -> None:
     parser.add_argument("--memory", action="store_true", help="also measure bytes per order")
     args = parser.parse_args()
     flows = args.flows.split(",")
-    print(f"python {sys.version.split()[0]}, ops={args.ops:,}, seed={args.seed}")
+    python = sys.version.split()[0]
+    print(f"python {python}, core build {BUILD}, ops={args.ops:,}, seed={args.seed}")
     print(
         f"{'flow':<10}{'symbols':>8}{'ops':>11}{'events':>11}{'ops/s':>12}{'events/s':>12}"
         f"{'resting':>9}{'bare ops/s':>12}{'ratio':>7}"
