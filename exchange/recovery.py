@@ -1,10 +1,11 @@
 """Start-up from the data directory: latest valid snapshot + journal tail.
 
 ``recover`` checks every journal segment, truncates a torn or corrupt tail (and reports it),
-restores the newest snapshot that is intact and not ahead of the valid journal (unusable
-ones are set aside as ``*.corrupt``), and replays the records after it. Each record must start
-at the seq the core has reached (``seq_before == last_seq``); otherwise the journal does not
-belong to this state and recovery stops with ``RecoveryError`` rather than invent history.
+restores the newest snapshot that is intact, restorable and not ahead of the valid journal
+(unusable ones are set aside as ``*.corrupt``), and replays the records after it. Each record
+must start at the seq the core has reached (``seq_before == last_seq``); otherwise the journal
+does not belong to this state and recovery stops with ``RecoveryError`` rather than invent
+history.
 
 The core configuration the journal was written under is kept in ``core-config.msgpack``;
 starting with a different one is refused (a journal only replays under its own rules).
@@ -144,11 +145,15 @@ def recover(
             )
             continue
         snapshot = read_snapshot(info.path)
-        if snapshot is None:
+        restored = restore_snapshot(config, snapshot) if snapshot is not None else None
+        if snapshot is None or restored is None:
+            # Damaged, or intact but not restorable (another core version or configuration):
+            # an older snapshot or the journal from the start rebuilds the state instead.
+            why = "damaged" if snapshot is None else "not restorable by this core"
             aside = _set_aside(info.path)
-            problems.append(f"{info.path.name}: damaged, set aside as {aside.name}")
+            problems.append(f"{info.path.name}: {why}, set aside as {aside.name}")
             continue
-        core = Exchange.restore(config, snapshot.core)
+        core = restored
         snapshot_index = snapshot.journal_index
         break
     if core is None:
@@ -164,6 +169,15 @@ def recover(
         seconds=time.perf_counter() - started,
         problems=problems,
     )
+
+
+def restore_snapshot(config: CoreConfig, snapshot: SnapshotFile) -> Exchange | None:
+    """The core ``snapshot`` holds, or None if this core cannot restore it (its content is
+    intact but of another core version, or does not fit ``config``)."""
+    try:
+        return Exchange.restore(config, snapshot.core)
+    except ValueError:
+        return None
 
 
 def _set_aside(path: Path) -> Path:
@@ -201,9 +215,10 @@ def events_since(directory: Path, config: CoreConfig, since: int) -> Iterator[li
     for info in list_snapshots(directory):
         snapshot = read_snapshot(info.path)
         if snapshot is not None and snapshot.seq <= since:
-            core = Exchange.restore(config, snapshot.core)
-            start_index = snapshot.journal_index
-            break
+            core = restore_snapshot(config, snapshot)
+            if core is not None:
+                start_index = snapshot.journal_index
+                break
     if core is None:
         segments = list_segments(directory)
         if segments and segments[0][0] != 0:

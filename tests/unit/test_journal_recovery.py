@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from exchange.core import Exchange
 from exchange.journal import JournalReader, JournalWriter, list_segments
 from exchange.protocol import encode
+from exchange.protocol.config import DEFAULT_CONFIG_PATH
 from exchange.protocol.messages import CancelOrder, CreateAccount, NewOrder
 from exchange.recovery import RecoveryError, events_since, make_snapshot, recover
 from exchange.replay import main as replay_main
@@ -256,3 +258,73 @@ def test_a_snapshot_ahead_of_a_damaged_journal_is_set_aside_for_good(tmp_path: P
     resumed.snapshot()
     resumed.writer.close()
     assert replay_main(["--data-dir", str(tmp_path), "--config", str(_toml(tmp_path))]) == 0
+
+
+def _journal_with_snapshot(directory: Path, count: int, at: int) -> list[tuple[str, object]]:
+    cmds = commands(count)
+    journaled = JournaledCore(directory)
+    for ts, (account, command) in enumerate(cmds, start=1):
+        journaled.apply(account, command, ts)
+        if ts == at:
+            journaled.snapshot()
+    journaled.writer.close()
+    return cmds
+
+
+def test_an_intact_but_unrestorable_snapshot_is_set_aside_and_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Checksum fine, content not a state this core can load (e.g. another core version).
+    data = tmp_path / "data"
+    cmds = _journal_with_snapshot(data, 60, 30)
+    (info,) = list_snapshots(data)
+    good = make_snapshot(make_exchange(), 30)
+    write_snapshot(data, msgspec.structs.replace(good, core=b"\x93\x01\x02\x03"))
+    assert replay_main(["--data-dir", str(data)]) == 1
+    assert "UNRESTORABLE snapshot at record 30" in capsys.readouterr().out
+    state = recover(data, make_exchange().config)
+    assert any("not restorable" in p and info.path.name in p for p in state.problems)
+    assert state.snapshot_index is None and list_snapshots(data) == []
+    assert state.core.state_hash() == run_uninterrupted(cmds).state_hash()
+    regenerated = [e for batch in events_since(data, state.core.config, 10) for e in batch]
+    assert [e.seq for e in regenerated] == list(range(11, state.core.last_seq + 1))
+
+
+def test_replay_uses_the_data_directorys_own_configuration(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = tmp_path / "data"
+    _journal_with_snapshot(data, 40, 20)
+    assert replay_main(["--data-dir", str(data)]) == 0  # no --config: the remembered one
+    assert capsys.readouterr().out.strip().endswith("OK")
+    # The shipped config is not the one this journal was written under: refused, not replayed.
+    assert replay_main(["--data-dir", str(data), "--config", str(DEFAULT_CONFIG_PATH)]) == 2
+    assert "different core configuration" in capsys.readouterr().err
+
+
+def test_replay_reports_a_damaged_tail_and_keeps_the_directory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cmds = _write_journal(tmp_path, 30)
+    ((_, segment),) = list_segments(tmp_path)
+    damaged = segment.read_bytes()[:-4]
+    segment.write_bytes(damaged)
+    assert replay_main(["--data-dir", str(tmp_path)]) == 1
+    out = capsys.readouterr().out
+    assert f"DAMAGED {segment.name}: torn record" in out
+    assert f"journal: {len(cmds) - 1} records" in out
+    assert segment.read_bytes() == damaged  # the tool only reads
+
+
+def test_replay_detects_a_seq_gap_between_records(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _write_journal(tmp_path, 20)
+    last_seq = recover(tmp_path, make_exchange().config).core.last_seq
+    writer = JournalWriter(tmp_path, JournalReader(tmp_path).scan()[1])
+    writer.append(last_seq + 3, 10_000, "a", CancelOrder(order_id=1))  # not where the state is
+    writer.close()
+    assert replay_main(["--data-dir", str(tmp_path)]) == 1
+    assert "GAP at record" in capsys.readouterr().out
+    with pytest.raises(RecoveryError, match="starts after seq"):
+        recover(tmp_path, make_exchange().config)
