@@ -42,13 +42,27 @@ class Trader:
         self.cancels_sent: set[int] = set()
         """Orders this trader asked to cancel (the answer may have been lost in a crash)."""
         self.unavailable = 0
+        """Requests answered ``engine_unavailable`` (a report, cancel_reject or error)."""
         self.connections = 0
+        self.sent: set[int] = set()
+        """The ``req_id`` of every request sent (integers, from 1)."""
+        self.answered: set[int] = set()
+        """The ``req_id`` (``ref`` for an ``error``) of every direct reply received."""
+
+    @property
+    def unanswered(self) -> set[int]:
+        """Requests that got no direct reply (nor an ``engine_unavailable``) at all."""
+        return self.sent - self.answered
 
     def record(self, message: dict[str, Any]) -> None:
-        if message.get("type") != "execution_report":
-            return
-        if message.get("reject_reason") == "engine_unavailable":
+        kind = message.get("type")
+        answer = message.get("ref") if kind == "error" else message.get("req_id")
+        if type(answer) is int:
+            self.answered.add(answer)
+        if "engine_unavailable" in (message.get("reject_reason"), message.get("code")):
             self.unavailable += 1
+        if kind != "execution_report":
+            return
         order_id = message.get("order_id")
         if order_id is None or message.get("account") != self.account:
             return
@@ -61,14 +75,17 @@ class Trader:
             self.trades[message["trade_id"]] = (message["last_px"], message["last_qty"])
 
     def next_message(self) -> dict[str, Any]:
-        """A cancel of the oldest live order when there are too many, else a new order."""
+        """A cancel of the oldest live order when there are too many, else a new order; each
+        with a fresh integer ``req_id`` (remembered in ``sent``)."""
+        req_id = len(self.sent) + 1
+        self.sent.add(req_id)
         if len(self.live) > MAX_LIVE_ORDERS:
             candidates = self.live - self.cancels_sent
             if candidates:
                 order_id = min(candidates)
                 self.cancels_sent.add(order_id)
-                return {"type": "cancel_order", "order_id": order_id}
-        return self.next_order()
+                return {"type": "cancel_order", "order_id": order_id, "req_id": req_id}
+        return {**self.next_order(), "req_id": req_id}
 
     def next_order(self) -> dict[str, Any]:
         side = self.rng.choice(["buy", "sell"])

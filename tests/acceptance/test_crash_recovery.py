@@ -7,8 +7,10 @@ own); the exporter is killed and restarted too. Afterwards:
 - every order a client saw acknowledged is in the state the exported fills imply: live in
   ``get_orders`` with at least the filled quantity its owner saw (more only when the kill
   lost the report of a journaled fill), and every order a client saw finished is not live;
+- the gateway keeps every client session open across the engine restart and answers every
+  request (``req_id``) with its report or ``engine_unavailable``;
 - the engine's final state (snapshotted at a clean shutdown) equals a from-scratch replay of
-  its journal (``python -m exchange.replay`` exits 0);
+  its journal (``python -m exchange.replay`` exits 0 and compares that snapshot);
 - trades.csv holds every trade the clients were told about, each exactly once, with trade
   ids 1..N and no gap, and the same price and quantity as reported.
 """
@@ -61,6 +63,13 @@ async def test_kill_9_engine_and_exporter_under_load(tmp_path: Path) -> None:
             stop.set()
             await asyncio.wait_for(asyncio.gather(*flows), seconds(30))
 
+        # The gateway kept every client session open across the engine restart and answered
+        # every request: with its report, or engine_unavailable while the engine was away.
+        for trader in traders:
+            assert trader.connections == 1, f"{trader.account}'s session was closed"
+            assert trader.unanswered == set(), (trader.account, sorted(trader.unanswered)[:10])
+        assert sum(t.unavailable for t in traders) > 0, "no client traded through the outage"
+
         # Every acknowledged order has the state its owner last saw, or the one that the
         # exported fills imply when the kill lost a report.
         await wait_exported(tmp_path / "out", await engine_last_seq(system), timeout=20)
@@ -74,8 +83,11 @@ async def test_kill_9_engine_and_exporter_under_load(tmp_path: Path) -> None:
         assert await system.terminate("gateway") == 0
         assert await system.terminate("marketdata") == 0
         assert await system.terminate("engine") == 0
+        stopped = [e for e in system.log_events("engine") if e["event"] == "engine_stopped"]
+        final_seq = stopped[-1]["last_seq"]
 
-    # The engine's final state equals a clean replay of its journal.
+    # The engine's final state (its shutdown snapshot, at the end of the journal) equals a
+    # clean replay of its journal from scratch.
     replay = subprocess.run(
         [sys.executable, "-m", "exchange.replay", "--data-dir", str(tmp_path / "data")],
         cwd=REPO_ROOT,
@@ -85,6 +97,8 @@ async def test_kill_9_engine_and_exporter_under_load(tmp_path: Path) -> None:
     )
     assert replay.returncode == 0, replay.stdout + replay.stderr
     assert "MISMATCH" not in replay.stdout
+    assert f"seq {final_seq}, replayed from scratch" in replay.stdout, replay.stdout
+    assert f"(seq {final_seq}) + 0 records: OK" in replay.stdout, replay.stdout
 
     # trades.csv: every reported trade exactly once, ids gapless, same price and quantity.
     with (tmp_path / "out" / "trades.csv").open() as handle:

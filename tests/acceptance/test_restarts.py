@@ -218,6 +218,8 @@ async def test_exporter_resumes_from_the_journal_after_an_engine_restart(
             await load.more_trades(60)  # the exporter catches up while the load goes on
         finally:
             await load.stop()
+        for trader in load.traders:  # the gateway kept the sessions and answered everything
+            assert trader.connections == 1 and trader.unanswered == set(), trader.account
         last = await engine_last_seq(system)
         await wait_exported(out, last, timeout=20)
 
