@@ -83,52 +83,84 @@ class SegmentScan:
     """None if the whole file is valid; else why reading stopped (torn / checksum / decode)."""
 
 
+class SegmentRecords:
+    """The valid records of one segment, decoded lazily while iterating (a journal of a
+    million records is never held as a list). After iteration ends, ``scan()`` tells where
+    the valid prefix ends and why reading stopped. Iterating never raises on damage."""
+
+    def __init__(self, path: Path, data: bytes | None = None) -> None:
+        self.path = path
+        self._data = path.read_bytes() if data is None else data
+        self.count = 0
+        self.offset = 0
+        self.problem: str | None = None
+
+    def frames(self) -> Iterator[tuple[int, bytes]]:
+        """``(offset, payload)`` of every record whose framing and checksum are intact."""
+        data = self._data
+        size = len(data)
+        header_size = HEADER.size
+        unpack = HEADER.unpack_from
+        crc32 = zlib.crc32
+        offset = 0
+        while offset < size:
+            if offset + header_size > size:
+                self.problem = f"torn record header at byte {offset}"
+                break
+            length, checksum = unpack(data, offset)
+            start = offset + header_size
+            if length > MAX_RECORD_BYTES:
+                self.problem = f"implausible record length {length} at byte {offset}"
+                break
+            if start + length > size:
+                self.problem = f"torn record at byte {offset} ({size - start} of {length} bytes)"
+                break
+            payload = data[start : start + length]
+            if crc32(payload) != checksum:
+                self.problem = f"checksum mismatch at byte {offset}"
+                break
+            yield offset, payload
+            self.count += 1
+            offset = start + length
+            self.offset = offset
+
+    def __iter__(self) -> Iterator[JournalRecord]:
+        decode = _decoder.decode
+        for offset, payload in self.frames():
+            try:
+                record = decode(payload)
+            except msgspec.DecodeError as exc:
+                self.problem = f"undecodable record at byte {offset}: {exc}"
+                self.offset = offset
+                return
+            yield record
+
+    def scan(self) -> SegmentScan:
+        return SegmentScan(self.path, self.count, self.offset, len(self._data), self.problem)
+
+
 def read_segment(path: Path, decode: bool = True) -> tuple[list[JournalRecord], SegmentScan]:
     """All valid records of a segment up to the first damaged one. Never raises on damage.
 
     With ``decode=False`` only the framing and checksums are verified (fast) and just the last
     valid record is decoded and returned.
     """
-    data = path.read_bytes()
-    records: list[JournalRecord] = []
-    offset = 0
-    count = 0
-    problem = None
+    reader = SegmentRecords(path)
+    if decode:
+        records = list(reader)
+        return records, reader.scan()
     last: tuple[int, bytes] | None = None
-    while offset < len(data):
-        if offset + HEADER.size > len(data):
-            problem = f"torn record header at byte {offset}"
-            break
-        length, checksum = HEADER.unpack_from(data, offset)
-        start = offset + HEADER.size
-        if length > MAX_RECORD_BYTES:
-            problem = f"implausible record length {length} at byte {offset}"
-            break
-        if start + length > len(data):
-            problem = f"torn record at byte {offset} ({len(data) - start} of {length} bytes)"
-            break
-        payload = data[start : start + length]
-        if zlib.crc32(payload) != checksum:
-            problem = f"checksum mismatch at byte {offset}"
-            break
-        if decode:
-            try:
-                records.append(_decoder.decode(payload))
-            except msgspec.DecodeError as exc:
-                problem = f"undecodable record at byte {offset}: {exc}"
-                break
-        else:
-            last = (offset, payload)
-        count += 1
-        offset = start + length
-    if not decode and last is not None:
+    for last in reader.frames():  # noqa: B007 (the last one is what we want)
+        pass
+    records = []
+    if last is not None:
         try:
             records.append(_decoder.decode(last[1]))
         except msgspec.DecodeError as exc:
-            problem = f"undecodable record at byte {last[0]}: {exc}"
-            count -= 1
-            offset = last[0]
-    return records, SegmentScan(path, count, offset, len(data), problem)
+            reader.problem = f"undecodable record at byte {last[0]}: {exc}"
+            reader.count -= 1
+            reader.offset = last[0]
+    return records, reader.scan()
 
 
 class JournalWriter:
@@ -229,11 +261,11 @@ class JournalReader:
             following = segments[position + 1][0] if position + 1 < len(segments) else None
             if following is not None and following <= from_index:
                 continue
-            records, scan = read_segment(path)
-            for record in records:
+            reader = SegmentRecords(path)
+            for record in reader:
                 if record.index >= from_index:
                     yield record
-            if scan.problem is not None:
+            if reader.problem is not None:
                 return
 
 

@@ -69,16 +69,20 @@ def check_config(directory: Path, config: CoreConfig) -> None:
         )
 
 
-def repair_journal(directory: Path) -> list[str]:
-    """Truncate the journal at its first damaged record; returns what was done.
+def repair_journal(directory: Path) -> tuple[list[str], int]:
+    """Truncate the journal at its first damaged record; returns what was done and the index
+    after the last valid record (0 for an empty journal), from the same single scan.
 
     Segments after a damaged one cannot be applied (their history has a hole) and are renamed
     ``*.corrupt`` so nothing is silently lost.
     """
     problems = []
+    journal_end = 0
     segments = list_segments(directory)
     for position, (_first, path) in enumerate(segments):
         records, scan = read_segment(path, decode=False)
+        if records:
+            journal_end = records[-1].index + 1
         if scan.problem is None:
             continue
         dropped = scan.total_bytes - scan.valid_bytes
@@ -94,7 +98,7 @@ def repair_journal(directory: Path) -> list[str]:
             problems.append(f"{later.name}: follows a damaged segment, set aside as .corrupt")
         del records
         break
-    return problems
+    return problems, journal_end
 
 
 def _replay(
@@ -129,9 +133,8 @@ def recover(
     started = time.perf_counter()
     directory.mkdir(parents=True, exist_ok=True)
     check_config(directory, config)
-    problems = repair_journal(directory)
+    problems, journal_end = repair_journal(directory)
     reader = JournalReader(directory)
-    _, journal_end = reader.scan()
     core: Exchange | None = None
     snapshot_index = None
     for info in list_snapshots(directory):

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 
 import msgspec
 import pytest
 
 from exchange.core import Exchange
-from exchange.journal import JournalReader, JournalWriter, list_segments
+from exchange.journal import HEADER, JournalReader, JournalWriter, list_segments
 from exchange.protocol import encode
 from exchange.protocol.config import DEFAULT_CONFIG_PATH
 from exchange.protocol.messages import CancelOrder, CreateAccount, NewOrder
@@ -190,6 +191,24 @@ def test_flipped_byte_is_detected_by_the_checksum(tmp_path: Path) -> None:
     assert state.core.state_hash() == run_uninterrupted(cmds[:-1]).state_hash()
     records = list(JournalReader(tmp_path).records())
     assert len(records) == len(cmds) - 1
+
+
+def test_a_well_framed_record_that_does_not_decode_ends_the_valid_journal(
+    tmp_path: Path,
+) -> None:
+    # A record whose checksum matches but whose payload is not a journal record (a bug, or
+    # a file from elsewhere) is damage like any other: the journal ends before it.
+    cmds = _write_journal(tmp_path, 40)
+    ((_, segment),) = list_segments(tmp_path)
+    payload = b"\xc1"  # never valid msgpack
+    with segment.open("ab") as handle:
+        handle.write(HEADER.pack(len(payload), zlib.crc32(payload)) + payload)
+    assert len(list(JournalReader(tmp_path).records())) == len(cmds)
+    state = recover(tmp_path, make_exchange().config)
+    assert len(state.problems) == 1 and "undecodable record" in state.problems[0]
+    assert state.next_index == len(cmds)
+    assert state.core.state_hash() == run_uninterrupted(cmds).state_hash()
+    assert recover(tmp_path, make_exchange().config).problems == []
 
 
 def test_damaged_snapshot_falls_back_to_the_journal(tmp_path: Path) -> None:
