@@ -119,6 +119,7 @@ class CommandPort:
                 frame = await ws.recv(decode=False)
                 self.handle_frame(peer, frame)
                 self._publisher.release_now()  # the frame's replies go now, not next iteration
+                await outbox.flush()  # from this task: no wake-up of the writer to wait for
         except ConnectionClosed:
             pass
         finally:

@@ -1,6 +1,8 @@
 """A per-connection send queue that batches JSON messages into as few frames as possible.
 
-Producers ``put`` encoded JSON values without awaiting; one writer task (``run``) sends them.
+Producers ``put`` encoded JSON values without awaiting; one writer task (``run``) sends them,
+unless the producing task sends them itself right away with ``flush`` (one loop iteration
+sooner).
 Everything queued while the previous frame was being written goes out together, so batching
 grows with load by itself: at most one frame per loop iteration when the peer keeps up, larger
 frames when it does not. The queue is bounded in bytes: past ``limit`` the ``on_overflow``
@@ -35,6 +37,7 @@ class Outbox:
         "_on_overflow",
         "_segments",
         "_send",
+        "_sending",
         "_wake",
         "frames_sent",
         "limit",
@@ -61,6 +64,7 @@ class Outbox:
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
+        self._sending = False
         self.queued_bytes = 0
         self.overflowed = False
         self.frames_sent = 0
@@ -124,19 +128,39 @@ class Outbox:
         """Wait until everything queued so far has been handed to ``send``."""
         await self._idle.wait()
 
+    async def flush(self) -> None:
+        """Send what is queued now from the calling task, saving the writer task's wake-up
+        (one event-loop iteration of latency). A no-op when the writer is already sending:
+        it sends what follows in order. Call it only where waiting for the peer to read
+        (flow control) is acceptable to the caller. Never raises except CancelledError."""
+        if self._sending or not self._segments or self._closed:
+            return
+        await self._send_queued()
+        self._wake.set()  # the writer re-checks: data queued meanwhile, or a close
+
     async def run(self) -> None:
         """Send queued data until ``close`` (or a failed send). Never raises except
         CancelledError; a failed send (connection gone) ends the loop quietly."""
         wake = self._wake
         try:
             while True:
-                if not self._segments:
+                if self._segments and not self._sending:
+                    await self._send_queued()
+                    continue
+                if not self._sending:
                     self._idle.set()
                     if self._closed:
                         return
-                    await wake.wait()
-                    wake.clear()
-                    continue
+                await wake.wait()
+                wake.clear()
+        finally:
+            self._idle.set()
+
+    async def _send_queued(self) -> None:
+        """Send every queued segment, including what is queued meanwhile, in order."""
+        self._sending = True
+        try:
+            while self._segments:
                 segments = self._segments
                 self._segments = []
                 self.queued_bytes = 0
@@ -154,6 +178,8 @@ class Outbox:
             self._closed = True
             self._segments = []
         finally:
+            self._sending = False
+        if not self._segments:
             self._idle.set()
 
     def _frames(self, items: list[bytes]) -> Iterable[bytes]:

@@ -171,6 +171,67 @@ async def test_outbox_batches_splits_and_overflows() -> None:
     await asyncio.wait_for(task, 1)
 
 
+class SlowSend:
+    """A send that blocks until the test lets it go (a peer that does not read yet)."""
+
+    def __init__(self) -> None:
+        self.frames: list[bytes] = []
+        self.gate = asyncio.Event()
+        self.entered = asyncio.Event()
+
+    async def __call__(self, frame: bytes) -> None:
+        self.entered.set()
+        await self.gate.wait()
+        self.frames.append(frame)
+
+
+async def test_outbox_flush_sends_from_the_caller_in_order_with_the_writer() -> None:
+    sent = Sent()
+    box = Outbox(sent, limit=10**6, always_array=True)
+    writer = asyncio.get_running_loop().create_task(box.run())
+    box.put(b"1")
+    box.put(b"2")
+    await box.flush()  # sent before the writer task ever ran
+    assert sent.frames == [b"[1,2]"]
+    box.put(b"3")
+    await box.drain()
+    assert sent.frames == [b"[1,2]", b"[3]"]
+    await box.flush()  # nothing queued: nothing sent
+    assert sent.frames == [b"[1,2]", b"[3]"]
+    box.close()
+    await asyncio.wait_for(writer, 1)
+
+    slow = SlowSend()
+    box = Outbox(slow, limit=10**6, always_array=True)
+    writer = asyncio.get_running_loop().create_task(box.run())
+    box.put(b"a")
+    flushing = asyncio.get_running_loop().create_task(box.flush())
+    await slow.entered.wait()  # the flush is now waiting inside send
+    box.put(b"b")
+    await box.flush()  # the other flush is sending: this one returns at once
+    assert slow.frames == []
+    slow.gate.set()
+    await flushing
+    await box.drain()
+    assert slow.frames == [b"[a]", b"[b]"]  # what was queued meanwhile follows, in order
+    box.close()
+    await asyncio.wait_for(writer, 1)
+
+
+async def test_outbox_flush_that_fails_closes_quietly() -> None:
+    async def broken(frame: bytes) -> None:
+        raise ConnectionError("gone")
+
+    box = Outbox(broken, limit=10**6, always_array=True)
+    writer = asyncio.get_running_loop().create_task(box.run())
+    box.put(b"1")
+    await box.flush()
+    assert box.closed
+    box.put(b"2")  # dropped: the connection is gone
+    await asyncio.wait_for(writer, 1)  # the writer ends by itself
+    await box.drain()
+
+
 class HeldCommit:
     """A committer whose releases wait until the test runs them (an fsync in flight)."""
 
