@@ -311,6 +311,15 @@ async def test_too_many_invalid_messages_close_1008(
     assert sum(m["type"] == "error" for m in feed.seen) == 101
 
 
+async def test_invalid_utf8_closes_1007(engine: FakeEngine, relay: MarketDataRelay) -> None:
+    feed = await client(relay)
+    await feed.ws.send(b'{"type":"ping","req_id":"\xff"}', text=True)
+    with pytest.raises(ConnectionClosed) as closed:
+        await feed.until(lambda m: False)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1007
+    assert not [m for m in feed.seen if m["type"] == "pong"]
+
+
 def http_get(relay: MarketDataRelay, path: str) -> tuple[int, Any]:
     try:
         with urllib.request.urlopen(
