@@ -102,6 +102,7 @@ class GatewayApp:
         self._server: Server | None = None
         self._serving = False
         self.connections = 0
+        self._outboxes: set[Outbox] = set()
         self.port = 0
         self.registry_metrics = self.stats.registry()
         self.stats.gauges.update(
@@ -110,9 +111,14 @@ class GatewayApp:
                 "gateway_sessions_logged_in": lambda: float(len(self.registry)),
                 "gateway_engine_up": lambda: 1.0 if self.link.up else 0.0,
                 "gateway_engine_in_flight": lambda: float(self.link.in_flight),
+                "gateway_client_queued_bytes": self.queued_bytes,
             }
         )
         self._health = http_handler(self.ready, self.registry_metrics)
+
+    def queued_bytes(self) -> float:
+        """Replies queued for clients and not yet written, over every session."""
+        return float(sum(outbox.queued_bytes for outbox in self._outboxes))
 
     def ready(self) -> bool:
         """Serving and connected to the engine (``/healthz`` is 200 only then)."""
@@ -215,6 +221,7 @@ class GatewayApp:
         outbox = Outbox(
             send, limit=self._session_buffer_limit, always_array=False, on_overflow=overflow
         )
+        self._outboxes.add(outbox)
         session = Session(outbox.put, FloodGuard(*self._flood))
         writer = asyncio.get_running_loop().create_task(outbox.run())
         dispatcher = self.dispatcher
@@ -244,6 +251,7 @@ class GatewayApp:
         finally:
             self.connections -= 1
             dispatcher.disconnect(session)
+            self._outboxes.discard(outbox)
             outbox.close()
             writer.cancel()
 

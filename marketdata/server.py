@@ -99,6 +99,21 @@ class RelayStats:
         yield GaugeMetricFamily(
             "marketdata_connections", "Open client connections", value=len(relay.connections)
         )
+        buffered = [
+            ws.transport.get_write_buffer_size()
+            for ws in relay.connections
+            if ws.transport is not None
+        ]
+        yield GaugeMetricFamily(
+            "marketdata_client_buffered_bytes",
+            "Unsent bytes in client write buffers, summed over connections",
+            value=sum(buffered),
+        )
+        yield GaugeMetricFamily(
+            "marketdata_client_buffered_bytes_max",
+            "Unsent bytes of the most backlogged client (slow consumer above max_buffered_bytes)",
+            value=max(buffered, default=0),
+        )
         yield CounterMetricFamily(
             "marketdata_slow_consumers", "Clients cut off as slow", value=self.slow_consumers
         )

@@ -17,6 +17,7 @@ from tests.integration.clients import (
     config_with,
     engine_url,
     gateway_client,
+    http_get,
     running_engine,
     running_gateway,
 )
@@ -459,3 +460,26 @@ async def test_cancel_on_disconnect() -> None:
         await watcher.send({"type": "get_orders"})
         orders = await watcher.expect("orders")
         assert [o["price"] for o in orders["orders"]] == [178.0]
+
+
+# ---------------------------------------------------------------------- HTTP
+
+
+async def test_healthz_metrics_and_unknown_paths() -> None:
+    async with system() as (_, gateway), gateway_client(gateway.port, "alice-key") as client:
+        await client.send(order(req_id=1), {"type": "nonsense"})
+        assert (await client.next())["exec_type"] == "new"
+        assert (await client.next())["code"] == "invalid_message"
+        status, body = await http_get(gateway.port, "/healthz")
+        assert status == 200 and json.loads(body) == {"status": "ok"}
+        status, body = await http_get(gateway.port, "/metrics")
+        text = body.decode()
+        assert status == 200
+        assert 'gateway_requests_total{type="new_order"} 1.0' in text
+        assert 'gateway_requests_total{type="invalid"} 1.0' in text
+        assert "gateway_connections 1.0" in text and "gateway_sessions_logged_in 1.0" in text
+        assert "gateway_engine_up 1.0" in text and "gateway_engine_in_flight 0.0" in text
+        assert "gateway_client_queued_bytes 0.0" in text
+        assert "gateway_engine_latency_seconds_count" in text
+        status, body = await http_get(gateway.port, "/nope")
+        assert status == 404 and json.loads(body)["code"] == "not_found"

@@ -366,6 +366,8 @@ async def test_http_get_routes(engine: FakeEngine, relay: MarketDataRelay) -> No
     assert status == 200 and b"marketdata_messages_out_total" in body
     assert b'marketdata_subscribers{channel="bbo"} 1.0' in body
     assert b"marketdata_frames_out_total" in body
+    assert b"marketdata_client_buffered_bytes " in body
+    assert b"marketdata_client_buffered_bytes_max " in body
     await feed.close()
 
 
