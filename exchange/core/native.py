@@ -6,7 +6,8 @@ the sources it compiled. ``exchange/core/__init__.py`` calls ``prefer_sources_if
 before it imports anything else, and the sources win when:
 
 - ``EXCHANGE_PURE_CORE=1`` asks for them (to test or profile the pure-Python core), or
-- the compiled modules are stale: the sources changed since the build (an edit, a checkout).
+- the compiled modules are stale: the sources changed since the build (an edit, a checkout),
+  the build is laid out as an older script made it, or its shared runtime library is missing.
   A stale build is never run; a ``RuntimeWarning`` says so and how to rebuild.
 
 This module imports only the standard library and nothing else of the package, so the build
@@ -30,6 +31,12 @@ from typing import Literal
 COMPILED_MODULES = ("instruments", "book", "accounts", "margin_watch", "exchange")
 """The core's hot modules that ``scripts/build_native`` compiles (the rest stay Python)."""
 
+RUNTIME = "_native__mypyc"
+"""The shared library the compiled modules load (``scripts/native_setup.py`` names its group)."""
+
+BUILD_FORMAT = b"group-in-package"
+"""Part of the digest: a build laid out differently (an older script's) counts as stale."""
+
 HERE = Path(__file__).resolve().parent
 STAMP = HERE / "native.stamp"
 PURE_ENV = "EXCHANGE_PURE_CORE"
@@ -39,7 +46,7 @@ Build = Literal["none", "native", "forced_pure", "stale"]
 
 def source_digest(directory: Path = HERE) -> str:
     """A digest of the compiled modules' sources (what a native build must have been made of)."""
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(BUILD_FORMAT)
     for name in COMPILED_MODULES:
         digest.update(name.encode())
         digest.update((directory / f"{name}.py").read_bytes())
@@ -52,6 +59,12 @@ def has_extensions(directory: Path = HERE) -> bool:
     return any(
         (directory / f"{name}{suffix}").exists() for name in COMPILED_MODULES for suffix in suffixes
     )
+
+
+def has_runtime(directory: Path = HERE) -> bool:
+    """Whether the compiled modules' shared runtime library lies in the package."""
+    suffixes = importlib.machinery.EXTENSION_SUFFIXES
+    return any((directory / f"{RUNTIME}{suffix}").exists() for suffix in suffixes)
 
 
 def classify(compiled: bool, stamp: str | None, digest: str, force_pure: bool) -> Build:
@@ -83,7 +96,7 @@ class _SourceFinder(importlib.abc.MetaPathFinder):
 def prefer_sources_if_needed(package: str) -> Build:
     """Call from the package's ``__init__`` before importing a compiled module; returns the
     build in use. Installs the source finder unless a current native build may run."""
-    stamp = STAMP.read_text().strip() if STAMP.exists() else None
+    stamp = STAMP.read_text().strip() if STAMP.exists() and has_runtime() else None
     build = classify(has_extensions(), stamp, source_digest(), os.environ.get(PURE_ENV) == "1")
     if build in ("forced_pure", "stale"):
         sys.meta_path.insert(0, _SourceFinder(package, HERE))

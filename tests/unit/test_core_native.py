@@ -3,6 +3,7 @@ older than its sources never runs, and EXCHANGE_PURE_CORE=1 always gets the sour
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import os
 import shutil
@@ -29,10 +30,10 @@ print(json.dumps({"build": core.BUILD, "compiled": core.COMPILED, "files": files
 """
 
 
-def probe(**env: str) -> dict[str, object]:
+def probe(cwd: Path = REPO_ROOT, **env: str) -> dict[str, object]:
     result = subprocess.run(
         [sys.executable, "-c", PROBE],
-        cwd=REPO_ROOT,
+        cwd=cwd,
         env={**os.environ, **env},
         capture_output=True,
         text=True,
@@ -80,7 +81,8 @@ def test_pure_core_on_request() -> None:
 
 def test_the_build_that_runs_is_the_one_reported() -> None:
     seen = probe(EXCHANGE_PURE_CORE="0")
-    stamp = native.STAMP.read_text().strip() if native.STAMP.exists() else None
+    present = native.STAMP.exists() and native.has_runtime()
+    stamp = native.STAMP.read_text().strip() if present else None
     expected = native.classify(native.has_extensions(), stamp, native.source_digest(), False)
     if expected == "stale":
         assert "older than its sources" in str(seen["warning"])
@@ -89,3 +91,14 @@ def test_the_build_that_runs_is_the_one_reported() -> None:
     assert seen["compiled"] is (expected == "native")
     for file in seen["files"]:  # type: ignore[attr-defined]
         assert str(file).endswith(".py") is (expected == "none"), file
+
+
+def test_the_core_imports_the_same_build_from_any_directory(tmp_path: Path) -> None:
+    # The compiled modules' runtime library lives in the package, not in the working directory.
+    assert probe(tmp_path, EXCHANGE_PURE_CORE="0") == probe(EXCHANGE_PURE_CORE="0")
+
+
+def test_a_build_without_its_runtime_library_is_not_native(tmp_path: Path) -> None:
+    assert not native.has_runtime(tmp_path)
+    (tmp_path / f"{native.RUNTIME}{importlib.machinery.EXTENSION_SUFFIXES[0]}").touch()
+    assert native.has_runtime(tmp_path)
