@@ -2,8 +2,9 @@
 
 Flags (each also ``EXCHANGE_EXPORTER_<FLAG>`` / ``EXCHANGE_<FLAG>``, then the config file's
 ``[exporter]``): ``--upstream`` (ws://127.0.0.1:9002), ``--out`` (./out), ``--config``,
-``--log-dir``, ``--host`` (accepted for uniformity; the exporter listens on nothing).
-SIGTERM/SIGINT: flush, fsync and exit 0.
+``--log-dir``, ``--host`` (127.0.0.1), ``--port`` (off by default: the exporter listens on
+nothing; with a port, 0 picks a free one, it serves ``/healthz`` and ``/metrics`` there and
+prints ``listening port=N``). SIGTERM/SIGINT: flush, fsync and exit 0.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from exchange.protocol.config import SystemConfig, load_config
-from exchange.service.runtime import launch, stop_event_on_signals
+from exchange.service.runtime import announce_listening, launch, stop_event_on_signals
 from exchange.service.settings import base_parser, resolve
+from exporter.health import HealthServer
 from exporter.service import Exporter
 
 
@@ -25,6 +27,9 @@ def parse_settings(
     parser = base_parser("exporter", "Export trades.csv and performance.csv from the engine.")
     parser.add_argument("--upstream", default=None, help="engine event port URL")
     parser.add_argument("--out", default=None, help="output directory (./out)")
+    parser.add_argument(
+        "--port", type=int, default=None, help="serve /healthz and /metrics here (off; 0: any)"
+    )
     args = parser.parse_args(argv)
     config_path = resolve(args, "exporter", {})["config"]
     config = load_config(config_path)
@@ -38,8 +43,16 @@ def parse_settings(
             "log_dir": "logs",
             "upstream": section.upstream,
             "out": section.out,
+            "port": section.port,
         },
     )
+    port = settings["port"]
+    if isinstance(port, str):  # from the environment: no typed fallback to convert to
+        try:
+            settings["port"] = int(port)
+        except ValueError:
+            source = "EXCHANGE_EXPORTER_PORT or EXCHANGE_PORT"
+            raise ValueError(f"port {port!r} ({source}) is not a valid int") from None
     return settings, config
 
 
@@ -50,7 +63,16 @@ async def serve(settings: dict[str, object], config: SystemConfig) -> int:
         out_dir=Path(str(settings["out"])),
         settings=config.exporter,
     )
-    return await exporter.run(stop)
+    health: HealthServer | None = None
+    port = settings["port"]
+    if isinstance(port, int):
+        health = HealthServer(exporter, str(settings["host"]), port)
+        announce_listening(port=await health.start())
+    try:
+        return await exporter.run(stop)
+    finally:
+        if health is not None:
+            await health.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

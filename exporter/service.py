@@ -14,6 +14,7 @@ history is exported from its start.
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from exchange.protocol.config import ExporterSection
 from exchange.protocol.internal import EngineSnapshot
 from exchange.protocol.messages import AccountUpdate, Fill
 from exchange.service.event_stream import EventStream
+from exchange.service.stats import LatencyHistogram
 from exporter.state import PERFORMANCE_FILE, TRADES_FILE, recover
 from exporter.writer import CsvSink
 
@@ -38,6 +40,8 @@ class Exporter:
         self.sink: CsvSink | None = None
         self.stream: EventStream | None = None
         self.history_gaps = 0
+        self.flush_latency = LatencyHistogram()
+        """Seconds per flush that wrote something (append, fsync, state file)."""
         self._durable = asyncio.Condition()
 
     async def wait_durable(self, seq: int) -> None:
@@ -79,7 +83,9 @@ class Exporter:
                 done, _ = await asyncio.wait(
                     {streaming, stopping}, timeout=period, return_when=asyncio.FIRST_COMPLETED
                 )
+                started = time.perf_counter()
                 if sink.flush() or sink.saved != saved:
+                    self.flush_latency.observe(time.perf_counter() - started)
                     saved = sink.saved
                     async with self._durable:
                         self._durable.notify_all()

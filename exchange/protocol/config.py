@@ -96,6 +96,8 @@ class MarketDataSection(_Section, frozen=True):
 class ExporterSection(_Section, frozen=True):
     upstream: str = "ws://127.0.0.1:9002"
     out: str = "./out"
+    port: int | None = None
+    """``/healthz`` and ``/metrics`` port; None (the default): the exporter listens on nothing."""
     flush_ms: int = 500
     performance_interval_ms: int = 0
     """0: one performance.csv row per account per change; N: at most one per account per N ms."""

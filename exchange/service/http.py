@@ -56,7 +56,7 @@ def http_handler(
                 return response(answer[0], answer[1], "application/json")
         return response(
             404,
-            b'{"type":"error","code":"not_found","text":"no such path"}',
+            b'{"type":"error","code":"not_found","text":"no such path","ref":null}',
             "application/json",
         )
 

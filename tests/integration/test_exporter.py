@@ -17,10 +17,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from exchange.protocol.config import ExporterSection
 from exchange.protocol.messages import AccountUpdate, Fill
+from exporter.health import HealthServer
 from exporter.service import Exporter
+from tests.integration.clients import http_get
 from tests.integration.fake_engine import FakeEngine, liquidation_scenario, random_flow
 from tests.support import REPO_ROOT, seconds
 
@@ -220,6 +224,54 @@ async def test_a_reset_engine_history_moves_the_old_files_aside(
         await fresh.stop()
 
 
+def metric(text: str, name: str) -> float:
+    """The value of the sample ``name`` (with its labels, exactly) in Prometheus text."""
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[-1])
+    raise AssertionError(f"{name} not in /metrics:\n{text}")
+
+
+async def test_health_port_reports_readiness_and_row_counts(
+    engine: FakeEngine, tmp_path: Path
+) -> None:
+    random_flow(engine, random.Random(8), 200)
+    exporter = Exporter(
+        upstream=engine.url, out_dir=tmp_path, settings=ExporterSection(flush_ms=20)
+    )
+    health = HealthServer(exporter, "127.0.0.1", 0)
+    port = await health.start()
+    try:
+        status, body = await http_get(port, "/healthz")
+        assert (status, json.loads(body)) == (503, {"status": "starting"})  # not running yet
+        stop = asyncio.Event()
+        task = asyncio.create_task(exporter.run(stop))
+        await asyncio.wait_for(exporter.wait_durable(engine.last_seq), seconds(10))
+        status, body = await http_get(port, "/healthz")
+        assert (status, json.loads(body)) == (200, {"status": "ok"})
+        status, body = await http_get(port, "/metrics")
+        text = body.decode()
+        assert status == 200
+        assert metric(text, 'exporter_rows_written_total{file="trades.csv"}') == len(fills(engine))
+        assert metric(text, 'exporter_rows_written_total{file="performance.csv"}') == len(
+            updates(engine)
+        )
+        assert metric(text, 'exporter_rows_buffered{file="trades.csv"}') == 0
+        assert metric(text, "exporter_durable_seq") == engine.last_seq
+        assert metric(text, "exporter_upstream_connected") == 1
+        assert metric(text, "exporter_flush_seconds_count") >= 1
+        status, body = await http_get(port, "/nope")
+        assert status == 404 and json.loads(body)["code"] == "not_found"
+        with pytest.raises(InvalidStatus) as refused:  # no WebSocket on this port
+            async with connect(f"ws://127.0.0.1:{port}/"):
+                pass
+        assert refused.value.response.status_code == 404
+        stop.set()
+        assert await asyncio.wait_for(task, seconds(5)) == 0
+    finally:
+        await health.stop()
+
+
 # ---------------------------------------------------------------------- real subprocesses
 
 
@@ -315,3 +367,48 @@ async def test_sigterm_flushes_and_exits_0_within_5_s(engine: FakeEngine, tmp_pa
     assert stopped and stopped[-1]["seq"] == engine.last_seq
     assert state_seq(out) == engine.last_seq
     assert_exactly_once(engine, out)
+
+
+async def test_port_flag_serves_healthz_and_a_bad_port_exits_2(
+    engine: FakeEngine, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "system.toml", flush_ms=20)
+    common = ["-m", "exporter", "--upstream", engine.url, "--out", str(tmp_path / "out")]
+    common += ["--config", str(config), "--log-dir", str(tmp_path / "logs")]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "PYTHONUNBUFFERED": "1"}
+    bad = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *common,
+        cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={**env, "EXCHANGE_EXPORTER_PORT": "nine"},
+    )
+    _, stderr = await asyncio.wait_for(bad.communicate(), seconds(15))
+    assert bad.returncode == 2
+    assert stderr.decode().strip() == (
+        "exporter: port 'nine' (EXCHANGE_EXPORTER_PORT or EXCHANGE_PORT) is not a valid int"
+    )
+
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *common,
+        "--port",
+        "0",
+        cwd=REPO_ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+        env=env,
+    )
+    try:
+        assert child.stdout is not None
+        line = await asyncio.wait_for(child.stdout.readline(), seconds(15))
+        assert line.startswith(b"listening port=")
+        port = int(line.split(b"=")[1])
+        await engine.wait_for_requests(1)
+        async with asyncio.timeout(seconds(10)):
+            while (await http_get(port, "/healthz"))[0] != 200:
+                await engine.ping_consumers()  # connected: wait for the next answer
+    finally:
+        child.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(child.wait(), seconds(5)) == 0
