@@ -26,8 +26,8 @@ class MonitorApp(App[None]):
     CSS = """
     #status { height: 1; }
     #top { height: 1fr; }
-    #ladder { width: 46; border: round $secondary; padding: 0 1; }
-    #tape { width: 1fr; border: round $secondary; padding: 0 1; }
+    #ladder { width: 46; height: 1fr; border: round $secondary; padding: 0 1; }
+    #tape { width: 1fr; height: 1fr; border: round $secondary; padding: 0 1; }
     #price { height: 5; border: round $secondary; }
     #price-label { height: 1; padding: 0 1; }
     #sparkline { height: 2; margin: 0 1; }
@@ -74,7 +74,12 @@ class MonitorApp(App[None]):
         if self.url is not None:
             self.run_worker(run_feed(self.url, self.token, self.state), name="feed", exclusive=True)
         self.refresh_view()
+        # The ladder's depth follows its height, known only once laid out (and on resize).
+        self.call_after_refresh(self.refresh_view)
         self.set_interval(1 / self.fps, self.refresh_view)
+
+    def on_resize(self) -> None:
+        self.call_after_refresh(self.refresh_view)
 
     def refresh_view(self) -> None:
         """Render every panel from the state (called on the timer, not per message).

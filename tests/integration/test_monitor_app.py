@@ -4,10 +4,14 @@ indicator against a small relay stand-in on port 0 that drops the connection."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import Static
 from websockets.asyncio.server import ServerConnection, serve
@@ -17,6 +21,7 @@ from exchange.protocol.messages import (
     BookSnapshot,
     InstrumentInfo,
     Instruments,
+    Liquidation,
     Position,
     Trade,
 )
@@ -156,3 +161,71 @@ async def test_a_render_tick_during_shutdown_is_harmless() -> None:
     renders = app.renders
     app.refresh_view()
     assert app.renders == renders
+
+
+# ------------------------------------------------------------------ screen snapshots
+
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+UPDATE_SNAPSHOTS = os.environ.get("EXCHANGE_UPDATE_SNAPSHOTS") == "1"
+
+
+def screen_text(app: MonitorApp) -> str:
+    """The whole screen as plain text, one line per row, trailing blanks stripped.
+
+    The same rendering as ``App.export_screenshot`` (Textual's compositor, full update) but
+    exported as text: the characters are compared, not colours, so a Textual upgrade that
+    only restyles does not break the snapshots."""
+    width, height = app.size
+    console = Console(
+        width=width,
+        height=height,
+        file=io.StringIO(),
+        force_terminal=True,
+        color_system=None,
+        record=True,
+        legacy_windows=False,
+        safe_box=False,
+    )
+    console.print(app.screen._compositor.render_update(full=True))
+    return "\n".join(line.rstrip() for line in console.export_text().splitlines()) + "\n"
+
+
+def assert_screen(app: MonitorApp, name: str) -> None:
+    """Compare the screen with ``snapshots/NAME.txt``; ``EXCHANGE_UPDATE_SNAPSHOTS=1``
+    rewrites the file instead (review the diff before committing it)."""
+    path = SNAPSHOTS / f"{name}.txt"
+    actual = screen_text(app)
+    if UPDATE_SNAPSHOTS:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(actual, encoding="utf-8")
+        return
+    assert path.exists(), f"no snapshot {path}: run with EXCHANGE_UPDATE_SNAPSHOTS=1"
+    expected = path.read_text(encoding="utf-8")
+    assert actual == expected, f"screen differs from {path}:\n{actual}"
+
+
+async def test_snapshot_accounts_view_with_a_ladder_as_deep_as_its_panel() -> None:
+    state = market()
+    bids = [(round(189.9 - 0.01 * i, 2), 10 + i) for i in range(15)]
+    asks = [(round(190.1 + 0.01 * i, 2), 10 + i) for i in range(15)]
+    reduce(state, BookSnapshot(symbol="AAPL", seq=20, ts=20, bids=bids, asks=asks))
+    app = MonitorApp(None, state=state)
+    async with app.run_test(size=SIZE) as pilot:
+        await until(pilot, lambda: "190.16" in text(app, "ladder"))  # laid out: depth fits
+        assert_screen(app, "monitor_accounts")
+
+
+async def test_snapshot_second_symbol_with_the_liquidation_log() -> None:
+    state = market()
+    reduce(
+        state,
+        Liquidation(
+            account="bob", symbol="BTC-PERP", side="sell", qty=2, price=64999.5, ts=5 * 10**9,
+            seq=12,
+        ),
+    )  # fmt: skip
+    app = MonitorApp(None, state=state)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("right", "l")
+        await pilot.pause()
+        assert_screen(app, "monitor_liquidations")
