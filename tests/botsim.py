@@ -240,6 +240,8 @@ def procfile_bots(procfile: Path = REPO_ROOT / "Procfile") -> list[dict[str, Any
     for line in procfile.read_text().splitlines():
         _, _, command = line.partition(":")
         argv = shlex.split(command)
+        if argv[:1] == ["exec"]:
+            argv = argv[1:]
         if argv[1:3] != ["-m", "bots"]:
             continue
         args = parser().parse_args(argv[3:])

@@ -25,11 +25,14 @@ from tests.support import REPO_ROOT, seconds
 
 
 def procfile_command(name: str, procfile: Path = REPO_ROOT / "Procfile") -> list[str]:
-    """The argv of Procfile line ``name`` with ``python`` replaced by this interpreter."""
+    """The argv of Procfile line ``name`` (without its leading ``exec``) with ``python``
+    replaced by this interpreter."""
     for line in procfile.read_text().splitlines():
         key, sep, command = line.partition(":")
         if sep and not key.lstrip().startswith("#") and key.strip() == name:
             argv = shlex.split(command)
+            if argv[0] == "exec":
+                argv = argv[1:]
             return [sys.executable if argv[0] in ("python", "python3") else argv[0], *argv[1:]]
     raise KeyError(f"no Procfile line {name!r}")
 
