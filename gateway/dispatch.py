@@ -9,6 +9,8 @@ an invalid one) and answers it in the session's reply order:
 - ``login`` / ``register`` -> asks the engine; returns an awaitable that the connection must
   wait for before handling the next message (later messages depend on the outcome);
 - anything else before login -> ``error`` ``not_logged_in``;
+- a ``qty`` or ``price`` out of the representable range (``exchange.protocol.bounds``) ->
+  ``rejected`` / ``cancel_reject`` ``invalid_qty`` / ``invalid_price``, never sent on;
 - engine link down -> ``engine_unavailable`` at once; account out of tokens -> ``rate_limited``
   with ``retry_after_ms`` (``replies.rejection`` picks the shape);
 - else the request goes to the engine (``Submit`` for order commands, ``Query`` for
@@ -28,6 +30,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from exchange.protocol.bounds import order_problem
 from exchange.protocol.internal import Authenticate, Query, RegisterAccount, Submit
 from exchange.protocol.messages import (
     AmendOrder,
@@ -45,9 +48,9 @@ from exchange.protocol.messages import (
     Register,
     Registered,
 )
+from exchange.protocol.replies import error_about, ref_of, rejection
 from gateway.metrics import GatewayStats
 from gateway.ratelimit import RateLimiter
-from gateway.replies import error, ref_of, rejection
 from gateway.routing import Router
 from gateway.sessions import Session, SessionRegistry, Slot
 
@@ -123,8 +126,16 @@ class Dispatcher:
         if account is None:
             stats.rejected["not_logged_in"] += 1
             text = "log in first: login message or Authorization: Bearer header"
-            session.replies.ready([error("not_logged_in", text, ref_of(message))])
+            session.replies.ready([error_about("not_logged_in", text, message)])
             return None
+        if kind is NewOrder or kind is AmendOrder:
+            problem = order_problem(message.qty, message.price)
+            if problem is not None:  # numbers nothing downstream can represent: never sent on
+                reason, text = problem
+                stats.rejected[reason] += 1
+                reply = rejection(message, account, reason, text, self.wall_clock())
+                session.replies.ready([reply])
+                return None
         if not self.link.up:
             stats.rejected["engine_unavailable"] += 1
             reply = rejection(
@@ -158,14 +169,13 @@ class Dispatcher:
     # ------------------------------------------------------------------ login
 
     def _log_in(self, session: Session, message: Login | Register) -> Awaitable[None] | None:
-        ref = ref_of(message)
         if session.account is not None:
             text = f"already logged in as {session.account!r}"
-            session.replies.ready([error("already_logged_in", text, ref)])
+            session.replies.ready([error_about("already_logged_in", text, message)])
             return None
         if not self.link.up:
             self.stats.rejected["engine_unavailable"] += 1
-            session.replies.ready([error("engine_unavailable", UNAVAILABLE_TEXT, ref)])
+            session.replies.ready([error_about("engine_unavailable", UNAVAILABLE_TEXT, message)])
             return None
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.link.request(_LogIn(self, session, session.replies.reserve(), message, done))
@@ -321,16 +331,19 @@ class _LogIn:
         elif type(answer) is Error:
             if answer.code == "auth_failed":
                 dispatcher.stats.rejected["auth_failed"] += 1
-            direct = [_encode(msgspec.structs.replace(answer, ref=ref_of(message)))]
+            direct = [
+                _encode(msgspec.structs.replace(answer, ref=ref_of(message), req_id=message.req_id))
+            ]
         else:
-            direct = [error("internal_error", "unexpected answer from the engine", ref_of(message))]
+            text = "unexpected answer from the engine"
+            direct = [error_about("internal_error", text, message)]
         session.replies.fill(self.slot, direct)
         if not self.done.done():
             self.done.set_result(None)
 
     def on_unavailable(self) -> None:
         self.dispatcher.stats.rejected["engine_unavailable"] += 1
-        reply = error("engine_unavailable", UNAVAILABLE_TEXT, ref_of(self.message))
+        reply = error_about("engine_unavailable", UNAVAILABLE_TEXT, self.message)
         self.session.replies.fill(self.slot, [reply])
         if not self.done.done():
             self.done.set_result(None)

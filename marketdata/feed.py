@@ -386,5 +386,7 @@ class MarketFeed(Generic[C]):
         return encode(BookSnapshot(book.symbol, view.seq, view.ts, bids, asks))
 
 
-def _error(code: str, text: str, ref: str | int | None) -> bytes:
-    return encode(Error(code=code, text=text, ref=ref))  # type: ignore[arg-type]
+def _error(code: str, text: str, req_id: str | int | None) -> bytes:
+    """An ``error`` answering a request with ``req_id`` (relay requests carry no
+    client_order_id, so ``ref`` is the req_id too)."""
+    return encode(Error(code=code, text=text, ref=req_id, req_id=req_id))  # type: ignore[arg-type]

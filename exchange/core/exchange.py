@@ -21,6 +21,7 @@ from exchange.core.book import Order, OrderBook
 from exchange.core.config import CoreConfig
 from exchange.core.instruments import MONEY_SCALE, RATE_SCALE, Instrument
 from exchange.core.margin_watch import MarginWatch
+from exchange.protocol.bounds import MAX_QTY, echo_int
 from exchange.protocol.messages import (
     Account,
     AmendOrder,
@@ -205,9 +206,9 @@ class Exchange:
         if handler is not None:
             owner = self._accounts.get(account)
             if owner is None or owner is self.insurance:
-                events.append(
-                    Error(code="invalid_message", text=f"unknown account {account!r}", ref=None)
-                )
+                req_id = getattr(command, "req_id", None)
+                text = f"unknown account {account!r}"
+                events.append(Error(code="invalid_message", text=text, ref=None, req_id=req_id))
                 return events
             handler(owner, command)
         elif type(command) is CreateAccount:
@@ -220,6 +221,7 @@ class Exchange:
                     code="invalid_message",
                     text=f"not a core command: {type(command).__name__}",
                     ref=getattr(command, "req_id", None),
+                    req_id=getattr(command, "req_id", None),
                 )
             )
             return events
@@ -250,7 +252,7 @@ class Exchange:
             self._reject(account, cmd, "account_liquidating", "account is being liquidated")
             return
         qty = cmd.qty
-        if qty <= 0:
+        if qty <= 0 or qty > MAX_QTY:
             self._reject(account, cmd, "invalid_qty", "qty must be a positive whole number of lots")
             return
         if is_market:
@@ -654,7 +656,7 @@ class Exchange:
             self._amend_reject(order, cmd, "invalid_qty", "amend needs a new qty and/or price")
             return
         new_qty = order.qty if cmd.qty is None else cmd.qty
-        if new_qty <= 0:
+        if new_qty <= 0 or new_qty > MAX_QTY:
             self._amend_reject(order, cmd, "invalid_qty", "qty must be a positive whole number")
             return
         if cmd.price is None:
@@ -965,7 +967,7 @@ class Exchange:
                 cmd.order_type,  # order_type
                 cmd.tif,  # tif
                 cmd.price,  # price
-                cmd.qty,  # qty
+                echo_int(cmd.qty),  # qty
                 0,  # cum_qty
                 0,  # leaves_qty
                 0.0,  # avg_px
@@ -989,7 +991,8 @@ class Exchange:
         ref = getattr(cmd, "client_order_id", None)
         if ref is None:
             ref = getattr(cmd, "req_id", None)
-        self._events.append(Error(code="invalid_message", text=text, ref=ref))
+        req_id = getattr(cmd, "req_id", None)
+        self._events.append(Error(code="invalid_message", text=text, ref=ref, req_id=req_id))
 
     def _order_info(self, order: Order) -> OrderInfo:
         instrument = order.book.instrument

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from exchange.protocol.bounds import MAX_PRICE, MAX_TICKS
 from exchange.protocol.config import InstrumentSpec
 from exchange.protocol.messages import InstrumentInfo
 
@@ -100,14 +101,21 @@ class Instrument:
         )
 
     def to_ticks(self, price: float) -> int | None:
-        """Integer ticks of a display price, or None when it is not a positive tick multiple."""
+        """Integer ticks of a display price, or None when it is not a positive tick multiple of
+        at most ``MAX_TICKS`` ticks. Never raises (NaN, infinities and huge values are None)."""
+        if not 0.0 < price <= MAX_PRICE:  # also false for NaN
+            return None
         if self._ticks_per_unit:
             ticks = round(price * self._ticks_per_unit)
-            if ticks <= 0 or ticks / self._ticks_per_unit != price:
+            if ticks <= 0 or ticks > MAX_TICKS or ticks / self._ticks_per_unit != price:
                 return None
             return ticks
         ticks = round(price / self.tick_size)
-        if ticks <= 0 or round(ticks * self.tick_size, self._decimals) != price:
+        if (
+            ticks <= 0
+            or ticks > MAX_TICKS
+            or round(ticks * self.tick_size, self._decimals) != price
+        ):
             return None
         return ticks
 

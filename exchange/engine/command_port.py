@@ -14,8 +14,14 @@ the journal commit (see ``publisher``).
   ``account_update``.
 - ``Query``: ``account`` or ``orders`` for the account, as of the last event.
 
-An envelope that does not decode is counted and answered, if its ``id`` can be read, with an
-``error`` ``invalid_message`` (it is a gateway bug, not a client's).
+The port never closes a gateway's link because of what an envelope holds:
+- an envelope that does not decode is counted and answered, if its ``id`` can be read, with an
+  ``error`` ``invalid_message`` (it is a gateway bug, not a client's);
+- an order command whose ``qty``/``price`` nothing downstream can represent
+  (``exchange.protocol.bounds``) is refused here, before the journal, with the same
+  ``rejected`` / ``cancel_reject`` the gateway would have sent (``seq`` null);
+- an exception while handling an envelope (a bug) is logged with its traceback and answered
+  ``internal_error``; the link and every other envelope carry on.
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from websockets.exceptions import ConnectionClosed
 from exchange.engine.metrics import EngineStats
 from exchange.engine.publisher import GatewayPeer, Publisher
 from exchange.engine.sequencer import Sequencer
+from exchange.protocol.bounds import order_problem
 from exchange.protocol.codec import FrameDecoder
 from exchange.protocol.config import SystemConfig
 from exchange.protocol.internal import (
@@ -45,14 +52,17 @@ from exchange.protocol.internal import (
     Submit,
 )
 from exchange.protocol.messages import (
+    AmendOrder,
     CreateAccount,
     Error,
     GetAccount,
     Limits,
     LoggedIn,
+    NewOrder,
     Orders,
     Registered,
 )
+from exchange.protocol.replies import error, rejection
 from exchange.service.outbox import Outbox
 
 log = structlog.get_logger("engine.command_port")
@@ -137,17 +147,23 @@ class CommandPort:
             started = perf()
             envelope = _envelope_decoder.decode_one(raw)
             kind = type(envelope)
-            if kind is Submit:
-                messages = self._submit(peer, envelope)  # type: ignore[arg-type]
-            elif kind is Error:
+            if kind is Error:
                 self._bad_envelope(peer, envelope, raw)  # type: ignore[arg-type]
                 continue
-            elif kind is Query:
-                messages = self._query(envelope)  # type: ignore[arg-type]
-            elif kind is Authenticate:
-                messages = self._authenticate(envelope)  # type: ignore[arg-type]
-            else:
-                messages = self._register(peer, envelope)  # type: ignore[arg-type]
+            try:
+                if kind is Submit:
+                    messages = self._submit(peer, envelope)  # type: ignore[arg-type]
+                elif kind is Query:
+                    messages = self._query(envelope)  # type: ignore[arg-type]
+                elif kind is Authenticate:
+                    messages = self._authenticate(envelope)  # type: ignore[arg-type]
+                else:
+                    messages = self._register(peer, envelope)  # type: ignore[arg-type]
+            except Exception:
+                stats.command_failures += 1
+                log.exception("command_failed", gateway=peer.name, envelope=kind.__name__)
+                text = "the engine failed to handle this request"
+                messages = [error("internal_error", text, None)]
             stats.commands[kind.__name__] += 1
             self._publisher.stage_reply(peer, envelope.id, messages)  # type: ignore[union-attr]
             stats.command_latency.observe(perf() - started)
@@ -155,7 +171,15 @@ class CommandPort:
     # ------------------------------------------------------------------ envelopes
 
     def _submit(self, peer: GatewayPeer, envelope: Submit) -> list[bytes]:
-        events = self._sequencer.submit(envelope.account, envelope.command)
+        command = envelope.command
+        kind = type(command)
+        if kind is NewOrder or kind is AmendOrder:
+            problem = order_problem(command.qty, command.price)  # type: ignore[union-attr]
+            if problem is not None:  # refused before the journal: replay never sees it
+                self._stats.bad_envelopes += 1
+                reason, text = problem
+                return [rejection(command, envelope.account, reason, text, time.time_ns())]
+        events = self._sequencer.submit(envelope.account, command)
         return self._publisher.publish(events, peer)
 
     def _query(self, envelope: Query) -> list[bytes]:
@@ -168,6 +192,7 @@ class CommandPort:
                     code="invalid_message",
                     text=f"unknown account {envelope.account!r}",
                     ref=request.req_id,
+                    req_id=request.req_id,
                 )
         else:
             reply = Orders(
@@ -199,20 +224,32 @@ class CommandPort:
         if not self._allow_register:
             return [
                 _encode(
-                    Error(code="register_disabled", text="registration is disabled", ref=req_id)
+                    Error(
+                        code="register_disabled",
+                        text="registration is disabled",
+                        ref=req_id,
+                        req_id=req_id,
+                    )
                 )
             ]
         name = envelope.account
         if not ACCOUNT_NAME.fullmatch(name):
             text = "account names are 1-32 letters, digits, '_', '.', '-', starting alphanumeric"
-            return [_encode(Error(code="invalid_message", text=text, ref=req_id))]
+            return [_encode(Error(code="invalid_message", text=text, ref=req_id, req_id=req_id))]
         cash = envelope.cash
         if not 0 < cash <= self._register_cash:
             text = f"cash must be > 0 and <= {self._register_cash:g}"
-            return [_encode(Error(code="invalid_message", text=text, ref=req_id))]
+            return [_encode(Error(code="invalid_message", text=text, ref=req_id, req_id=req_id))]
         if self._core.account(name) is not None:
             return [
-                _encode(Error(code="account_exists", text=f"account {name!r} exists", ref=req_id))
+                _encode(
+                    Error(
+                        code="account_exists",
+                        text=f"account {name!r} exists",
+                        ref=req_id,
+                        req_id=req_id,
+                    )
+                )
             ]
         api_key = secrets.token_urlsafe(24)
         events = self._sequencer.submit(

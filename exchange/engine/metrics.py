@@ -28,6 +28,9 @@ class EngineStats:
         self.commands: Counter[str] = Counter()
         """Envelopes and timer commands handled, by type."""
         self.bad_envelopes = 0
+        """Envelopes refused at the boundary: undecodable, or numbers out of range."""
+        self.command_failures = 0
+        """Envelopes whose handling raised (a bug): answered ``internal_error``."""
         self.slow_disconnects: Counter[str] = Counter()
         self.snapshots_sent = 0
         self.history_replays = 0
@@ -52,7 +55,14 @@ class EngineStats:
             CounterMetricFamily, "engine_commands", "Commands by type", "type", self.commands
         )
         yield CounterMetricFamily(
-            "engine_bad_envelopes", "Undecodable command-port envelopes", value=self.bad_envelopes
+            "engine_bad_envelopes",
+            "Command-port envelopes refused at the boundary (undecodable or out of range)",
+            value=self.bad_envelopes,
+        )
+        yield CounterMetricFamily(
+            "engine_command_failures",
+            "Command-port envelopes whose handling raised (answered internal_error)",
+            value=self.command_failures,
         )
         yield labelled(
             CounterMetricFamily,

@@ -3,11 +3,16 @@
 Frames are JSON text: one message, or a JSON array of messages (a batch). ``decode_frame``
 splits a batch and decodes every member on its own, so one bad member never spoils the
 others; each bad member becomes an ``Error`` with code ``invalid_message`` and msgspec's own
-validation text (``Expected `int`, got `str` - at `$.qty```).
+validation text (``Expected `int`, got `str` - at `$.qty```), echoing the member's ``req_id``
+when it can be read.
+
+JSON nested deeper than ``MAX_DEPTH`` levels is refused before any parser recurses into it
+(msgspec would raise ``RecursionError`` at about a thousand levels).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Generic, TypeVar
 
 import msgspec
@@ -38,24 +43,74 @@ def encode_batch(messages: list[Any]) -> bytes:
     return _encoder.encode(messages)
 
 
+MAX_DEPTH = 32
+"""The deepest nesting of arrays and objects a frame may have (a batch array counts as one)."""
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')  # "unrolled": no per-character group
+_NOT_BRACKETS = bytes(c for c in range(256) if c not in b"[]{}")
+_NOT_STRUCTURE = bytes(c for c in range(256) if c not in b'[]{}"\\')
+_INNERMOST = re.compile(rb"\[\]|\{\}")
+_DEPTH_TEXT = f"JSON nested deeper than {MAX_DEPTH} levels"
+
+
+def too_deep(frame: bytes) -> bool:
+    """Whether ``frame`` nests arrays/objects deeper than ``MAX_DEPTH`` (or could make a parser
+    recurse that deep: unbalanced brackets count as open). Never raises; strings are skipped.
+
+    Cheap for ordinary frames: a frame with at most ``MAX_DEPTH`` brackets is never scanned.
+    """
+    if frame.count(b"[") + frame.count(b"{") <= MAX_DEPTH:
+        return False
+    # Fast path: keep brackets, quotes and backslashes, then drop the quote pairs of strings
+    # that hold none of them. If no quote or backslash is left, no string held a bracket
+    # (its quotes would be split by it), so what is left is the structure. Else scan strings.
+    brackets = frame.translate(None, _NOT_STRUCTURE).replace(b'""', b"")
+    if b'"' in brackets or b"\\" in brackets:
+        brackets = _STRING.sub(b"", frame).translate(None, _NOT_BRACKETS)
+    levels = 0
+    while brackets:
+        inner = _INNERMOST.sub(b"", brackets)  # one level: the pairs with nothing inside
+        if len(inner) == len(brackets):  # only unmatched brackets left
+            return levels + brackets.count(b"[") + brackets.count(b"{") > MAX_DEPTH
+        levels += 1
+        if levels > MAX_DEPTH:
+            return True
+        brackets = inner
+    return False
+
+
+def _echoable(value: Any) -> str | int | None:
+    """``value`` if an error may echo it as a ref or req_id (a string or 64-bit integer)."""
+    if isinstance(value, str):
+        return value
+    if type(value) is int and -(2**63) < value < 2**63:
+        return value
+    return None
+
+
+def error_ids(raw: bytes | str) -> tuple[str | int | None, str | int | None]:
+    """``(ref, req_id)`` of an error about ``raw``: ref is its client_order_id, else req_id.
+
+    Never raises: an undecodable or non-object message (or an id no reply could carry) has
+    neither.
+    """
+    try:
+        value = _any_decoder.decode(raw)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None, None
+    if not isinstance(value, dict):
+        return None, None
+    req_id = _echoable(value.get("req_id"))
+    coid = _echoable(value.get("client_order_id"))
+    return (req_id if coid is None else coid), req_id
+
+
 def error_ref(raw: bytes | str) -> str | int | None:
     """The ``ref`` an error about ``raw`` carries: its client_order_id, else req_id, else None.
 
     Never raises: an undecodable or non-object message has no ref.
     """
-    try:
-        value = _any_decoder.decode(raw)
-    except (msgspec.DecodeError, UnicodeDecodeError):
-        return None
-    if not isinstance(value, dict):
-        return None
-    coid = value.get("client_order_id")
-    if isinstance(coid, str | int) and not isinstance(coid, bool):
-        return coid
-    req_id = value.get("req_id")
-    if isinstance(req_id, str | int) and not isinstance(req_id, bool):
-        return req_id
-    return None
+    return error_ids(raw)[0]
 
 
 class FrameDecoder(Generic[T]):
@@ -69,20 +124,32 @@ class FrameDecoder(Generic[T]):
         self._decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder(union)
 
     def decode_one(self, raw: bytes | str) -> T | Error:
-        """Decode a single message, or describe why it is invalid."""
+        """Decode a single message, or describe why it is invalid. Never raises.
+
+        Call it on input already checked with ``too_deep`` (``decode_frame`` does).
+        """
         try:
             return self._decoder.decode(raw)
         except msgspec.ValidationError as exc:
-            return Error(code="invalid_message", text=str(exc), ref=error_ref(raw))
+            ref, req_id = error_ids(raw)
+            return Error(code="invalid_message", text=str(exc), ref=ref, req_id=req_id)
         except msgspec.DecodeError as exc:
             return Error(code="invalid_message", text=str(exc), ref=None)
+        except RecursionError:  # too_deep lets none through; a last line of defence
+            return Error(code="invalid_message", text=_DEPTH_TEXT, ref=None)
 
     def decode_frame(self, frame: bytes | str) -> tuple[list[T | Error], bool]:
-        """Decode a frame; returns its messages in order and whether it was a batch."""
+        """Decode a frame; returns its messages in order and whether it was a batch.
+
+        Never raises, whatever the frame holds.
+        """
         if isinstance(frame, str):
-            frame = frame.encode()
+            frame = frame.encode("utf-8", "surrogatepass")
         stripped = frame.lstrip()
-        if not stripped.startswith(b"["):
+        is_batch = stripped.startswith(b"[")
+        if too_deep(frame):
+            return [Error(code="invalid_message", text=_DEPTH_TEXT, ref=None)], is_batch
+        if not is_batch:
             return [self.decode_one(frame)], False
         try:
             members = _raw_list_decoder.decode(frame)
@@ -107,7 +174,9 @@ __all__ = [
     "encode",
     "encode_batch",
     "engine_event_decoder",
+    "error_ids",
     "error_ref",
     "marketdata_request_decoder",
     "request_decoder",
+    "too_deep",
 ]

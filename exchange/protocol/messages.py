@@ -13,7 +13,7 @@ Imports only msgspec and the standard library (enforced by tests/unit/test_impor
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -24,7 +24,11 @@ SelfTradePrevention = Literal["expire_taker", "expire_maker", "expire_both"]
 ExecType = Literal["new", "trade", "canceled", "replaced", "rejected", "expired"]
 OrderStatus = Literal["new", "partially_filled", "filled", "canceled", "rejected", "expired"]
 Liquidity = Literal["maker", "taker"]
-RequestId = str | int | None
+RequestInt = Annotated[int, msgspec.Meta(ge=-(2**63) + 1, le=2**63 - 1)]
+"""An integer a client may use as an id: signed 64-bit, so every reply can echo it."""
+RequestId = str | RequestInt | None
+OrderId = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
+"""An order id in a request: the engine's ids are positive 64-bit integers."""
 
 REJECT_REASONS: tuple[str, ...] = (
     "unknown_symbol",
@@ -123,12 +127,12 @@ class NewOrder(_Request, frozen=True, tag="new_order"):
 
 
 class CancelOrder(_Request, frozen=True, tag="cancel_order"):
-    order_id: int | None = None
+    order_id: OrderId | None = None
     client_order_id: str | None = None
 
 
 class AmendOrder(_Request, frozen=True, tag="amend_order"):
-    order_id: int | None = None
+    order_id: OrderId | None = None
     client_order_id: str | None = None
     qty: int | None = None
     price: float | None = None
@@ -214,12 +218,14 @@ class Pong(_Server, frozen=True, tag="pong"):
 
 
 class Error(_Server, frozen=True, tag="error"):
-    """A message that could not be handled; ``ref`` is its client_order_id, else req_id."""
+    """A message that could not be handled; ``ref`` is its client_order_id, else req_id;
+    ``req_id`` echoes the request's own whenever it could be read."""
 
     code: ErrorCode
     text: str
     ref: RequestId = None
     retry_after_ms: int | None = None
+    req_id: RequestId = None
 
 
 class ExecutionReport(_Server, frozen=True, tag="execution_report"):

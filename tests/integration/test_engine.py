@@ -125,6 +125,43 @@ async def test_command_port_envelopes() -> None:
         assert bad["messages"][0]["code"] == "invalid_message"
 
 
+async def test_the_command_port_survives_any_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Numbers out of range are refused before the journal; a command that makes the engine
+    raise is answered internal_error; neither closes the link (PROTOCOL.md §2)."""
+    async with running_engine() as engine, command_client(engine.command_port) as gateway:
+        seq_before = engine.sequencer.core.last_seq
+        for fields, reason in (
+            ({"qty": 2**64}, "invalid_qty"),
+            ({"qty": 2**70}, "invalid_qty"),
+            ({"qty": -(2**64)}, "invalid_qty"),
+            ({"price": 1e308}, "invalid_price"),
+            ({"price": -1.0}, "invalid_price"),
+        ):
+            reply = await gateway.submit("bob", order(**fields, req_id="x"))
+            [report] = reply["messages"]
+            assert (report["exec_type"], report["reject_reason"]) == ("rejected", reason)
+            assert report["seq"] is None and report["req_id"] == "x", (fields, report)
+        amend = {"type": "amend_order", "order_id": 1, "qty": 2**64, "req_id": 3}
+        [reject] = (await gateway.submit("bob", amend))["messages"]
+        assert (reject["type"], reject["reject_reason"]) == ("cancel_reject", "invalid_qty")
+        assert engine.sequencer.core.last_seq == seq_before  # nothing was journaled or applied
+        # A tiny positive price is representable: the core refuses it (off the tick), with a seq.
+        [report] = (await gateway.submit("bob", order(price=5e-324)))["messages"]
+        assert (report["reject_reason"], report["seq"]) == ("invalid_price", seq_before + 1)
+
+        class Broken:
+            def submit(self, *_args: Any) -> list[Any]:
+                raise OverflowError("a bug")
+
+        monkeypatch.setattr(engine.command, "_sequencer", Broken())
+        reply = await gateway.submit("bob", order(req_id=4))
+        assert reply["messages"][0]["code"] == "internal_error"
+        monkeypatch.undo()
+        reply = await gateway.submit("bob", order(req_id=5))  # the same link, still served
+        assert reply["messages"][0]["exec_type"] == "new"
+        assert engine.stats.command_failures == 1
+
+
 async def test_private_events_are_pushed_to_other_gateways() -> None:
     async with (
         running_engine() as engine,

@@ -249,7 +249,7 @@ async def test_unknown_fields_malformed_json_and_refs() -> None:
         await client.send(order(client_order_id="c9", req_id=1, colour="red"))
         error = await client.next()
         assert error["type"] == "error" and error["code"] == "invalid_message"
-        assert "colour" in error["text"] and error["ref"] == "c9"
+        assert "colour" in error["text"] and error["ref"] == "c9" and error["req_id"] == 1
         await client.send({"type": "new_order", "symbol": "AAPL", "side": "buy", "qty": "x"})
         error = await client.next()
         assert error["text"] == "Expected `int`, got `str` - at `$.qty`"
@@ -357,6 +357,40 @@ async def test_another_account_cannot_cancel_or_see_your_orders() -> None:
 
 
 # ---------------------------------------------------------------------- framing limits
+
+
+async def test_numbers_out_of_range_are_rejected_before_the_engine() -> None:
+    async with system() as (engine, gateway), gateway_client(gateway.port, "alice-key") as client:
+        seq = engine.sequencer.core.last_seq
+        for fields, reason, echoed in (
+            ({"qty": 2**64}, "invalid_qty", 0),  # no reply could carry 2^64: echoed as 0
+            ({"qty": 2**53}, "invalid_qty", 2**53),
+            ({"price": 1e308}, "invalid_price", 1),
+        ):
+            message = {**order(req_id="r"), **fields}
+            await client.send(message)
+            rejected = await client.next()
+            assert (rejected["exec_type"], rejected["reject_reason"]) == ("rejected", reason)
+            assert (rejected["req_id"], rejected["seq"], rejected["qty"]) == ("r", None, echoed)
+        await client.send({"type": "amend_order", "order_id": 7, "price": 1e308, "req_id": 2})
+        reject = await client.next()
+        assert (reject["type"], reject["reject_reason"]) == ("cancel_reject", "invalid_price")
+        assert engine.sequencer.core.last_seq == seq  # the engine never saw them
+        await client.send(order(req_id=3))
+        assert (await client.next())["exec_type"] == "new"  # the link is as it was
+
+
+async def test_deep_nesting_is_an_invalid_message_and_the_connection_stays() -> None:
+    async with system() as (_, gateway), gateway_client(gateway.port, "alice-key") as client:
+        for depth in (33, 1_000, 3_000):
+            await client.send_raw("[" * depth + "]" * depth)
+            error = await client.next()
+            assert error["code"] == "invalid_message" and "nested deeper" in error["text"]
+        deep_field = '{"type":"get_orders","req_id":9,"symbol":' + "[" * 2000 + "]" * 2000 + "}"
+        await client.send_raw(deep_field)
+        assert (await client.next())["code"] == "invalid_message"
+        await client.send({"type": "ping", "req_id": 4})
+        assert (await client.next())["type"] == "pong"
 
 
 async def test_binary_frame_is_an_invalid_message() -> None:

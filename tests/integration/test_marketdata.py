@@ -259,10 +259,14 @@ async def test_requests_errors_and_framing(engine: FakeEngine, relay: MarketData
         "text": "unknown channel: book.NOPE",
         "ref": 1,
         "retry_after_ms": None,
+        "req_id": 1,
     }
     await feed.send('{"type":"subscribe","channels":["trades.AAA"],"bogus":1,"req_id":"x"}')
     error = await feed.read()
-    assert error["code"] == "invalid_message" and error["ref"] == "x"
+    assert error["code"] == "invalid_message" and error["ref"] == "x" and error["req_id"] == "x"
+    await feed.send("[" * 3000 + "]" * 3000)  # too deep: an error, and the connection stays
+    error = await feed.read()
+    assert error["code"] == "invalid_message" and "nested deeper" in error["text"]
     await feed.send("not json")
     assert (await feed.read())["code"] == "invalid_message"
     await feed.send(b"\x00binary")

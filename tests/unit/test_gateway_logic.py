@@ -22,10 +22,10 @@ from exchange.protocol.messages import (
     Limits,
     NewOrder,
 )
+from exchange.protocol.replies import ref_of, rejection
 from gateway.dispatch import Dispatcher, Pending
 from gateway.metrics import GatewayStats
 from gateway.ratelimit import RateLimiter, TokenBucket
-from gateway.replies import ref_of, rejection
 from gateway.routing import Router, engine_frame_decoder
 from gateway.sessions import FloodGuard, ReplyQueue, Session, SessionRegistry
 
@@ -173,6 +173,7 @@ def test_rejection_shapes() -> None:
         "text": "t",
         "ref": "r",
         "retry_after_ms": None,
+        "req_id": "r",
     }
     limited = json.loads(rejection(GetOrders(req_id=3), "a", "rate_limited", "t", 5, 10))
     assert limited["code"] == "rate_limited" and limited["retry_after_ms"] == 10
@@ -276,6 +277,7 @@ def test_dispatcher_rate_limits_and_needs_login() -> None:
             "text": inbox(anonymous)[0]["text"],
             "ref": 5,
             "retry_after_ms": None,
+            "req_id": 5,
         }
     ]
     client = session("a", registry)

@@ -1,11 +1,14 @@
-"""Replies the gateway makes itself, without the engine (pure functions, encoded JSON out).
+"""Replies made without the core (pure functions, encoded JSON out): the gateway's own, and
+the engine's answers to commands refused at its boundary before they are journaled.
 
-- ``rejection(request, account, reason, text, ts, retry_after_ms)``: what a request that cannot
-  reach the engine gets, shaped by its type: ``new_order`` -> an ``execution_report``
+- ``rejection(request, account, reason, text, ts, retry_after_ms)``: what a request refused
+  before the core gets, shaped by its type: ``new_order`` -> an ``execution_report``
   ``rejected``; ``cancel_order``/``amend_order`` -> a ``cancel_reject``; anything else -> an
-  ``error`` whose code is the reason. ``seq`` is null on all of them (no engine event).
-- ``error(code, text, ref)`` and ``ref_of(message)``: ``ref`` is the request's
-  ``client_order_id``, else its ``req_id``, else null.
+  ``error`` whose code is the reason (``rate_limited``, ``engine_unavailable``).
+  ``seq`` is null on all of them (no engine event). A ``qty`` no reply can carry echoes as 0.
+- ``error(code, text, ref, req_id=...)`` and ``error_about(code, text, message)``: ``ref`` is
+  the request's ``client_order_id``, else its ``req_id``, else null; ``req_id`` echoes the
+  request's own.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from exchange.protocol.bounds import echo_int
 from exchange.protocol.messages import (
     AmendOrder,
     CancelOrder,
@@ -37,9 +41,23 @@ def ref_of(message: Any) -> str | int | None:
 
 
 def error(
-    code: ErrorCode, text: str, ref: str | int | None, retry_after_ms: int | None = None
+    code: ErrorCode,
+    text: str,
+    ref: str | int | None,
+    retry_after_ms: int | None = None,
+    req_id: str | int | None = None,
 ) -> bytes:
-    return _encode(Error(code=code, text=text, ref=ref, retry_after_ms=retry_after_ms))
+    """An encoded ``error``."""
+    return _encode(
+        Error(code=code, text=text, ref=ref, retry_after_ms=retry_after_ms, req_id=req_id)
+    )
+
+
+def error_about(
+    code: ErrorCode, text: str, message: Any, retry_after_ms: int | None = None
+) -> bytes:
+    """An encoded ``error`` answering ``message``: its ``ref`` and its ``req_id`` echoed."""
+    return error(code, text, ref_of(message), retry_after_ms, getattr(message, "req_id", None))
 
 
 def rejection(
@@ -50,8 +68,8 @@ def rejection(
     ts: int,
     retry_after_ms: int | None = None,
 ) -> bytes:
-    """The reply to ``request`` refused by the gateway for ``reason`` (``rate_limited`` or
-    ``engine_unavailable``)."""
+    """The reply to ``request`` refused before the core for ``reason`` (``rate_limited``,
+    ``engine_unavailable``, or ``invalid_qty``/``invalid_price`` for numbers out of range)."""
     kind = type(request)
     if kind is NewOrder:
         return _encode(
@@ -66,7 +84,7 @@ def rejection(
                 order_type=request.order_type,
                 tif=request.tif,
                 price=request.price,
-                qty=request.qty,
+                qty=echo_int(request.qty),
                 cum_qty=0,
                 leaves_qty=0,
                 avg_px=0.0,
@@ -96,4 +114,4 @@ def rejection(
             )
         )
     code: ErrorCode = "rate_limited" if reason == "rate_limited" else "engine_unavailable"
-    return error(code, text, ref_of(request), retry_after_ms)
+    return error_about(code, text, request, retry_after_ms)
