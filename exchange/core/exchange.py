@@ -680,9 +680,19 @@ class Exchange:
             if new_price < low or new_price > high:
                 self._amend_reject(order, cmd, "price_band", "price outside the band")
                 return
-        if new_qty <= order.cum_qty:
-            # Reducing to (or below) what already filled ends the order.
-            self._cancel_resting(order, cmd.req_id, None, "qty amended to at most the filled qty")
+        if new_qty == order.cum_qty:
+            # Amended to exactly what filled: the order is done, filled at its new qty
+            # (FIX 4.4 Appendix D C.3.b: a replace report with OrdStatus Filled).
+            self._unrest(order)
+            self._unlist(order)
+            order.leaves = 0
+            order.qty = new_qty
+            self._report(order, "replaced", "filled", req_id=cmd.req_id)
+            self._remember_done(order, "filled")
+            return
+        if new_qty < order.cum_qty:
+            # Reducing below what already filled cancels the rest; qty stays as it was.
+            self._cancel_resting(order, cmd.req_id, None, "qty amended below the filled qty")
             return
         new_leaves = new_qty - order.cum_qty
         holding = account.holdings[book.symbol]

@@ -530,7 +530,12 @@ class Model:
         if new_price != order.price and not low <= new_price <= high:
             self._amend_reject(order, "price_band")
             return
-        if new_qty <= order.cum:
+        if new_qty == order.cum:  # FIX C.3.b: done, filled at the new qty
+            order.qty, order.leaves = new_qty, 0
+            self._report(order, "replaced", "filled", None)
+            self._finish(order, "filled")
+            return
+        if new_qty < order.cum:
             self._cancel(order, None)  # nothing left to trade
             return
         new_leaves = new_qty - order.cum

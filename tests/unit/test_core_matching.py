@@ -164,6 +164,30 @@ def test_amend_below_filled_quantity_ends_the_order() -> None:
     assert (reject.reject_reason, reject.status) == ("too_late", "canceled")
 
 
+def test_fix_c3b_amend_to_exactly_the_filled_qty_is_a_filled_replace() -> None:
+    """FIX 4.4 Appendix D, C.3.b: 10,000 ordered, 7,000 filled, amended to 7,000."""
+    d = Driver(make_exchange(max_order_qty=20_000))
+    oid = order_id(d.order("a", "buy", 10_000, 99.0, client_order_id="c3b"))
+    d.order("b", "sell", 7_000, 99.0)
+    before_ladder = d.ladder()
+    assert before_ladder[0] == [(99.0, 3_000)]
+    out = d.amend("a", order_id=oid, qty=7_000, req_id="r9")
+    assert kinds(out) == ["replaced/filled"]
+    report = reports(out)[0]
+    assert (report.qty, report.cum_qty, report.leaves_qty) == (7_000, 7_000, 0)
+    assert (report.avg_px, report.req_id, report.client_order_id) == (99.0, "r9", "c3b")
+    assert d.ladder()[0] == []  # nothing of it rests
+    assert d.ex.open_orders("a") == []
+    again = d.cancel("a", order_id=oid)
+    reject = [e for e in again if isinstance(e, CancelReject)][0]
+    assert (reject.reject_reason, reject.status) == ("too_late", "filled")
+    # The open-order exposure is gone with it: a's whole margin is the 7,000 position's.
+    account = d.ex.account("a")
+    assert account is not None
+    holding = account.holdings["XYZ"]
+    assert (holding.qty, holding.open_buy_qty, holding.open_buy_value) == (7_000, 0, 0)
+
+
 def test_fix_sequence_part_fill_then_cancel() -> None:
     d = Driver(make_exchange())
     out = d.order("a", "sell", 10, 101.0, client_order_id="x1", req_id=5)
