@@ -4,8 +4,10 @@ Formatting rules (documented in docs/processes/exporter.md):
 
 - ``ts``: ISO-8601 UTC with nanoseconds and ``Z`` (``2024-05-01T12:00:00.123456789Z``);
   ``ts_ns`` the same instant as integer nanoseconds since the epoch.
-- Numbers: integers as integers; prices and money as the shortest decimal that round-trips
-  the engine's float (``101.25``, ``-0.0303``), never in exponent notation.
+- Numbers: integers as integers; prices and money as the shortest decimal, rounded
+  half-even to at most 8 decimals (``101.25``, ``-0.0303``, ``19016.4045``; PROTOCOL.md §2
+  "Money is exact"), never in exponent notation. The engine sends them already rounded
+  (prices at the tick's decimals), so this only guards the printing.
 - Booleans ``true``/``false``.
 - ``positions``: ``SYM:qty@avg_px`` joined by ``;``, symbols sorted, flat positions left out
   (empty when flat everywhere).
@@ -19,6 +21,7 @@ import io
 import time
 from collections.abc import Iterable
 
+from exchange.protocol.display import decimal_text
 from exchange.protocol.messages import AccountUpdate, Fill, Position
 
 TRADES_HEADER: tuple[str, ...] = (
@@ -68,17 +71,9 @@ def iso_ts(ts_ns: int) -> str:
 
 
 def number(value: float | int) -> str:
-    """A float as its shortest round-tripping decimal, without exponent; ints unchanged."""
-    if type(value) is int:
-        return str(value)
-    if value == 0:
-        return "0.0"
-    text = repr(float(value))
-    if "e" in text or "E" in text:
-        text = f"{value:.15f}".rstrip("0")
-        if text.endswith("."):
-            text += "0"
-    return text
+    """A float rounded half-even to at most 8 decimals, as the shortest decimal, without
+    exponent (``0.0`` for zero); ints unchanged."""
+    return decimal_text(value)
 
 
 def boolean(value: bool) -> str:
@@ -86,7 +81,8 @@ def boolean(value: bool) -> str:
 
 
 def positions_field(positions: Iterable[Position]) -> str:
-    """``AAPL:10@190.5;MSFT:-5@420.0``: open positions only, by symbol."""
+    """``AAPL:10@190.5;MSFT:-5@420.0``: open positions only, by symbol (``avg_px`` printed
+    like every other number: at most 8 decimals)."""
     return ";".join(
         f"{p.symbol}:{p.qty}@{number(p.avg_px)}"
         for p in sorted(positions, key=lambda p: p.symbol)

@@ -13,6 +13,10 @@ Definitions (documented in docs/analysis.md):
 - liquidations: distinct liquidation orders of the account (liquidation trades where it was
   the aggressor);
 - fees: the sum of its ``buy_fee``/``sell_fee`` in trades.csv (negative: net rebates).
+
+Money prints like in the CSV files (PROTOCOL.md §2): the shortest decimal, rounded half-even
+to at most 8 decimals where it prints (the sums and differences here are float arithmetic),
+with thousands separated by commas (``1,505.0``, ``-0.4``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+
+from exchange.protocol.display import decimal_text
 
 MAX_POINTS = 4000
 """Points per plotted series; longer series are thinned evenly."""
@@ -125,6 +131,11 @@ def build_report(directory: Path) -> Report:
     return report
 
 
+def money(value: float) -> str:
+    """An amount for the summary: shortest decimal, at most 8 decimals, thousands grouped."""
+    return decimal_text(float(value), grouping=True)
+
+
 def format_summary(report: Report) -> str:
     """The summary table, accounts by final PnL (best first)."""
     header = (
@@ -135,9 +146,9 @@ def format_summary(report: Report) -> str:
     ranked = sorted(report.accounts.values(), key=lambda s: (-s.final_pnl, s.account))
     for s in ranked:
         lines.append(
-            f"{s.account[:16]:16} {s.trades:>7} {s.volume:>9} {s.notional:>15,.2f} "
-            f"{s.fees:>11,.2f} {s.realized_pnl:>13,.2f} {s.final_pnl:>13,.2f} "
-            f"{s.max_drawdown:>12,.2f} {s.max_drawdown_pct:>6.1%} {s.liquidations:>4}"
+            f"{s.account[:16]:16} {s.trades:>7} {s.volume:>9} {money(s.notional):>15} "
+            f"{money(s.fees):>11} {money(s.realized_pnl):>13} {money(s.final_pnl):>13} "
+            f"{money(s.max_drawdown):>12} {s.max_drawdown_pct:>6.1%} {s.liquidations:>4}"
         )
     symbols = ", ".join(
         f"{sym}: {len(rows)} trades, {sum(q for _, _, q in rows)} lots"

@@ -1,6 +1,11 @@
 """Pure rendering: ``MonitorState`` → rich ``Text`` blocks for the screen's panels.
 
 No Textual here, so every panel can be checked as plain text in tests.
+
+Numbers print as PROTOCOL.md §2 says ("Money is exact"): prices at the tick's decimals
+(a half-tick mid or an average price with the decimals it needs, at most 8), money as the
+shortest decimal rounded half-even to at most 8 decimals, thousands grouped (``1,250.5``).
+Differences computed here (the spread) are rounded where they print.
 """
 
 from __future__ import annotations
@@ -9,6 +14,7 @@ from datetime import UTC, datetime
 
 from rich.text import Text
 
+from exchange.protocol.display import decimal_text, price_text
 from exchange.protocol.messages import AccountUpdate
 from monitor.state import MonitorState
 
@@ -29,10 +35,15 @@ def clock(ts: int) -> str:
 
 
 def fmt_price(price: float, tick: float | None) -> str:
-    if tick is None or tick <= 0:
-        return f"{price:.2f}"
-    decimals = len(f"{tick:.10f}".rstrip("0").split(".")[1]) if tick < 1 else 1
-    return f"{price:.{max(decimals, 1)}f}"
+    """A price at the tick's decimals (``190.10``; 2 without a tick size); off the tick grid
+    (a half-tick mid, an average) with as many more decimals as it needs, at most 8."""
+    return price_text(price, tick)
+
+
+def fmt_money(value: float) -> str:
+    """An amount: shortest decimal, rounded half-even to at most 8 decimals, thousands
+    grouped (``100,250.0``, ``-10.0``, ``19,016.4045``)."""
+    return decimal_text(value, grouping=True)
 
 
 def status_line(state: MonitorState) -> Text:
@@ -144,9 +155,9 @@ def accounts(state: MonitorState, rows: int = 20) -> Text:
         style = "bold red" if update.liquidating else ("yellow" if use > 0.5 else "")
         flag = " LIQUIDATING" if update.liquidating else ""
         text.append(
-            f"{rank:>2} {update.account[:14]:14} {update.equity:>14,.2f} "
-            f"{update.realized_pnl:>12,.2f} {update.unrealized_pnl:>12,.2f} "
-            f"{update.fees:>10,.2f} {use:>6.0%}  {positions_text(update)}{flag}\n",
+            f"{rank:>2} {update.account[:14]:14} {fmt_money(update.equity):>14} "
+            f"{fmt_money(update.realized_pnl):>12} {fmt_money(update.unrealized_pnl):>12} "
+            f"{fmt_money(update.fees):>10} {use:>6.0%}  {positions_text(update)}{flag}\n",
             style=style,
         )
     if not state.accounts:

@@ -5,14 +5,22 @@ Money is integer units (1e-8). A position keeps a signed quantity and a signed c
 exactly: whatever is removed from the cost basis is what the realized PnL is measured
 against. Hence ``sum(cash - cost) + fees collected + insurance fund`` is conserved exactly.
 
-Marks, equity and margins are floats (derived values, recomputed on demand).
+Marks are whole or half ticks (the mid of the BBO), held as floats; the margin checks use
+float equity and margins (derived values, recomputed on demand). What accounts publish is
+exact: ``_numbers`` computes in integers (half money units where a half-tick mark enters)
+and rounds half-even to 8 decimals only at the edge (``exchange.core.instruments``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from exchange.core.instruments import MONEY_SCALE, RATE_SCALE
+from exchange.core.instruments import (
+    RATE_SCALE,
+    half_money_to_float,
+    money_ratio_to_float,
+    money_to_float,
+)
 from exchange.protocol.messages import Account, AccountUpdate, Position
 
 if TYPE_CHECKING:
@@ -117,6 +125,21 @@ class AccountState:
                 equity += holding.unrealized()
         return equity
 
+    def equity_twice(self) -> int:
+        """Cash plus unrealized PnL in half money units, exactly (marks are half ticks)."""
+        twice = 2 * self.cash
+        for holding in self.holdings.values():
+            qty = holding.qty
+            if qty:
+                book = holding.book
+                value = qty * int(book.mark * 2.0) * book.instrument.tick_value
+                twice += value - 2 * holding.cost
+        return twice
+
+    def display_equity(self) -> float:
+        """The ``equity`` an account message shows now (exact, rounded half-even to 1e-8)."""
+        return half_money_to_float(self.equity_twice())
+
     def initial_margin(self) -> float:
         return sum(h.initial_margin() for h in self.holdings.values())
 
@@ -149,26 +172,36 @@ class AccountState:
     def _numbers(
         self,
     ) -> tuple[str, float, float, float, float, float, float, float, float, list[Position], bool]:
-        """The fields of an account message, in declaration order, in one pass."""
+        """The fields of an account message, in declaration order, in one pass.
+
+        Exact in integers: values at the mark in half money units (a mark may be a half
+        tick), margins as fractions of half money units over a common denominator (the
+        instruments' margin factors, usually 1). Each field is rounded half-even to 1e-8
+        once, at the end; ``available`` is the rounded exact ``equity - initial_margin``.
+        """
         positions = []
-        unrealized = 0.0
-        initial = 0.0
-        maintenance = 0.0
+        unrealized = 0  # half money units
+        initial = 0  # half money units x initial_den
+        initial_den = 1
+        maintenance = 0  # half money units x maintenance_den
+        maintenance_den = 1
         for symbol, holding in self.holdings.items():
             book = holding.book
             instrument = book.instrument
             mark = book.mark
-            tick_value = instrument.tick_value
             qty = holding.qty
-            position_value = qty * mark
-            initial += (
-                max(
-                    abs(position_value + holding.open_buy_value),
-                    abs(position_value - holding.open_sell_value),
-                )
-                * tick_value
-                * instrument.im_rate
+            position_value = qty * int(mark * 2.0)  # half ticks x lots
+            worst = max(
+                abs(position_value + 2 * holding.open_buy_value),
+                abs(position_value - 2 * holding.open_sell_value),
             )
+            if worst:
+                den = instrument.im_den
+                if den == initial_den:
+                    initial += worst * instrument.im_num
+                else:
+                    initial = initial * den + worst * instrument.im_num * initial_den
+                    initial_den *= den
             if not qty:
                 if holding.realized:
                     positions.append(
@@ -176,38 +209,50 @@ class AccountState:
                             symbol,
                             0,
                             0.0,
-                            instrument.to_price(mark),
-                            holding.realized / MONEY_SCALE,
+                            instrument.mark_price(mark),
+                            money_to_float(holding.realized),
                             0.0,
                         )
                     )
                 continue
-            value = position_value * tick_value
-            pnl = value - holding.cost
+            pnl = position_value * instrument.tick_value - 2 * holding.cost  # half money units
             unrealized += pnl
-            maintenance += abs(value) * instrument.mm_rate
+            den = instrument.mm_den
+            exposure = position_value if position_value >= 0 else -position_value
+            if den == maintenance_den:
+                maintenance += exposure * instrument.mm_num
+            else:
+                maintenance = maintenance * den + exposure * instrument.mm_num * maintenance_den
+                maintenance_den *= den
             positions.append(
                 Position(
                     symbol,
                     qty,
-                    instrument.to_price(holding.cost / (qty * tick_value)),
-                    instrument.to_price(mark),
-                    holding.realized / MONEY_SCALE,
-                    pnl / MONEY_SCALE,
+                    instrument.position_price(holding.cost, qty),
+                    instrument.mark_price(mark),
+                    money_to_float(holding.realized),
+                    half_money_to_float(pnl),
                 )
             )
-        equity = self.cash + unrealized
-        initial /= RATE_SCALE
+        equity = 2 * self.cash + unrealized  # half money units
+        if initial_den == 1:
+            initial_margin = half_money_to_float(initial)
+            available = half_money_to_float(equity - initial)
+        else:
+            initial_margin = money_ratio_to_float(initial, 2 * initial_den)
+            available = money_ratio_to_float(equity * initial_den - initial, 2 * initial_den)
         return (
             self.name,
-            self.cash / MONEY_SCALE,
-            equity / MONEY_SCALE,
-            self.realized / MONEY_SCALE,
-            unrealized / MONEY_SCALE,
-            self.fees / MONEY_SCALE,
-            initial / MONEY_SCALE,
-            maintenance / RATE_SCALE / MONEY_SCALE,
-            (equity - initial) / MONEY_SCALE,
+            money_to_float(self.cash),
+            half_money_to_float(equity),
+            money_to_float(self.realized),
+            half_money_to_float(unrealized),
+            money_to_float(self.fees),
+            initial_margin,
+            half_money_to_float(maintenance)
+            if maintenance_den == 1
+            else money_ratio_to_float(maintenance, 2 * maintenance_den),
+            available,
             positions,
             self.liquidating,
         )

@@ -19,7 +19,7 @@ from typing import Any, Literal
 from exchange.core.accounts import AccountState, Holding, apply_fill
 from exchange.core.book import Order, OrderBook
 from exchange.core.config import CoreConfig
-from exchange.core.instruments import MONEY_SCALE, RATE_SCALE, Instrument
+from exchange.core.instruments import MONEY_SCALE, RATE_SCALE, Instrument, money_to_float
 from exchange.core.margin_watch import MarginWatch
 from exchange.protocol.bounds import MAX_QTY, echo_int
 from exchange.protocol.messages import (
@@ -578,8 +578,8 @@ class Exchange:
                         seller.account.name,  # sell_account
                         buyer.order_id,  # buy_order_id
                         seller.order_id,  # sell_order_id
-                        buyer_fee / MONEY_SCALE,  # buy_fee
-                        seller_fee / MONEY_SCALE,  # sell_fee
+                        money_to_float(buyer_fee),  # buy_fee
+                        money_to_float(seller_fee),  # sell_fee
                         liquidation,  # liquidation
                         ts,  # ts
                         seq + 1,  # seq
@@ -905,7 +905,7 @@ class Exchange:
                 order.qty,  # qty
                 cum,  # cum_qty
                 order.leaves,  # leaves_qty
-                instrument.to_price(order.cum_cost / cum) if cum else 0.0,  # avg_px
+                instrument.avg_price(order.cum_cost, cum) if cum else 0.0,  # avg_px
                 None,  # trade_id
                 None,  # last_px
                 None,  # last_qty
@@ -943,12 +943,12 @@ class Exchange:
                 order.qty,  # qty
                 cum,  # cum_qty
                 order.leaves,  # leaves_qty
-                instrument.to_price(order.cum_cost / cum),  # avg_px
+                instrument.avg_price(order.cum_cost, cum),  # avg_px
                 trade_id,  # trade_id
                 px,  # last_px
                 qty,  # last_qty
                 liquidity,  # liquidity
-                fee / MONEY_SCALE,  # fee
+                money_to_float(fee),  # fee
                 None,  # reject_reason
                 None,  # text
                 order.post_only,  # post_only
@@ -1018,7 +1018,7 @@ class Exchange:
             qty=order.qty,
             cum_qty=cum,
             leaves_qty=order.leaves,
-            avg_px=instrument.to_price(order.cum_cost / cum) if cum else 0.0,
+            avg_px=instrument.avg_price(order.cum_cost, cum) if cum else 0.0,
             status=_status(order),
             post_only=order.post_only,
         )
@@ -1060,7 +1060,7 @@ class Exchange:
         reported = self._reported_equity
         for name, account in self._accounts.items():
             if account.has_position():
-                equity = account.equity() / MONEY_SCALE
+                equity = account.display_equity()
                 if reported.get(name) != equity:
                     self._touched_accounts[name] = account
 
@@ -1206,7 +1206,7 @@ class Exchange:
                         symbol=book.symbol,
                         side="buy" if is_buy else "sell",
                         qty=order.cum_qty,
-                        price=book.instrument.to_price(order.cum_cost / order.cum_qty),
+                        price=book.instrument.avg_price(order.cum_cost, order.cum_qty),
                         ts=self._ts,
                         seq=self._seq,
                     )

@@ -2,26 +2,106 @@
 
 Prices are integer ticks, quantities integer lots, money integer units of 1e-8 of the quote
 currency, and rates (fees, margins) integer parts of 1e-8. Display values (JSON numbers) are
-converted at the edge of the core, here.
+converted at the edge of the core, here, and only here (PROTOCOL.md §2, "Money is exact"):
+
+- a price of whole ticks prints at the tick's decimals (``Instrument.to_price``);
+- money, and any price that is an exact ratio (an average price, a half-tick mark), is
+  rounded half-even to 8 decimals with integer arithmetic (``money_to_float``,
+  ``money_ratio_to_float``, ``Instrument.avg_price``, ``Instrument.position_price``,
+  ``Instrument.mark_price``).
+
+Each returns the double nearest to that decimal, so it prints as the shortest decimal
+(``19016.4045``, never ``19016.404500000004``) wherever Python's ``repr`` or msgspec prints
+it (exact for up to 15 significant digits: amounts below 10^7 at 8 decimals, or larger ones
+with fewer decimals).
 """
 
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
+from typing import Any, Final
 
 from exchange.protocol.bounds import MAX_PRICE, MAX_TICKS
 from exchange.protocol.config import InstrumentSpec
 from exchange.protocol.messages import InstrumentInfo
 
-MONEY_SCALE = 10**8
+MONEY_SCALE: Final = 100_000_000
 """Money is held as integer units of 1e-8 of the quote currency."""
-RATE_SCALE = 10**8
+RATE_SCALE: Final = 100_000_000
 """Rates (fees, margin rates) are held as integer parts of 1e-8."""
+PRICE_SCALE: Final = 100_000_000
+"""Display prices that are not whole ticks are rounded to whole units of 1e-8."""
 
 
-def money_to_float(units: int | float) -> float:
-    """Display value of an amount of money held in units of 1e-8."""
-    return units / MONEY_SCALE
+_EXACT_INT: Final = 2**53
+"""Integers up to this size convert to a double exactly."""
+
+
+def e8_to_float(value: int) -> float:
+    """``value`` x 1e-8 as the double nearest that decimal (correctly rounded for any size:
+    compiled code divides short ints as doubles, exact only up to 2**53)."""
+    if -_EXACT_INT <= value <= _EXACT_INT:
+        return value / MONEY_SCALE
+    return _exact_quotient(value, MONEY_SCALE)
+
+
+def _exact_quotient(num: Any, den: Any) -> float:
+    """Python's correctly rounded ``int / int`` (generic objects, so compiled code does not
+    take its double fast path)."""
+    return float(num / den)
+
+
+def div_half_even(num: int, den: int) -> int:
+    """``num / den`` rounded to an integer, ties to even; ``den`` must be positive."""
+    quotient = num // den
+    twice = 2 * (num - quotient * den)
+    if twice > den or (twice == den and quotient & 1):
+        return quotient + 1
+    return quotient
+
+
+def money_to_float(units: int) -> float:
+    """Display value of ``units`` money units (1e-8 each): the double nearest the decimal
+    ``units`` x 1e-8, so it prints as the shortest decimal with at most 8 decimals.
+    (``e8_to_float``, inlined: this runs several times per account message.)"""
+    if -_EXACT_INT <= units <= _EXACT_INT:
+        return units / MONEY_SCALE
+    return _exact_quotient(units, MONEY_SCALE)
+
+
+def float_money_to_float(units: float) -> float:
+    """Display value of a float amount of money units (a value derived from a half-tick
+    mark): rounded half-even to a whole unit first, then as ``money_to_float``."""
+    return e8_to_float(round(units))
+
+
+def half_money_to_float(half_units: int) -> float:
+    """Display value of ``half_units`` halves of a money unit (a value at a half-tick mark):
+    rounded half-even to a whole unit, then as ``money_to_float``."""
+    units = half_units >> 1
+    if half_units & 1 and units & 1:
+        units += 1
+    if -_EXACT_INT <= units <= _EXACT_INT:
+        return units / MONEY_SCALE
+    return _exact_quotient(units, MONEY_SCALE)
+
+
+def money_ratio_to_float(num: int, den: int) -> float:
+    """Display value of the exact amount ``num / den`` money units (``den`` > 0): rounded
+    half-even to a whole unit (8 decimals), with integers only."""
+    units = num // den
+    rest = num - units * den
+    if rest:
+        twice = 2 * rest
+        if twice > den or (twice == den and units & 1):
+            units += 1
+    return e8_to_float(units)
+
+
+def _ratio(value: Fraction) -> tuple[int, int]:
+    """``value`` as a reduced fraction ``(numerator, denominator)``, denominator positive."""
+    return value.numerator, value.denominator
 
 
 def rate_to_int(rate: float | str | Decimal) -> int:
@@ -41,13 +121,22 @@ class Instrument:
 
     __slots__ = (
         "_decimals",
+        "_half_tick_e8",
+        "_lot_e8_den",
+        "_lot_e8_num",
+        "_tick_e8_den",
+        "_tick_e8_num",
         "_ticks_per_unit",
         "band_e8",
+        "im_den",
+        "im_num",
         "im_rate",
         "info",
         "maker_fee",
         "max_order_qty",
         "max_position",
+        "mm_den",
+        "mm_num",
         "mm_rate",
         "reference_ticks",
         "spec",
@@ -75,12 +164,24 @@ class Instrument:
         inverse = Decimal(1) / tick
         self._ticks_per_unit = int(inverse) if inverse == inverse.to_integral_value() else 0
         self._decimals = max(0, -tick.normalize().as_tuple().exponent)  # type: ignore[operator]
+        # A price of one tick, and the price at which one lot is worth one money unit, in
+        # units of 1e-8 as exact fractions (for prices that are ratios: averages, marks).
+        self._tick_e8_num, self._tick_e8_den = _ratio(Fraction(tick) * PRICE_SCALE)
+        half_tick = Fraction(tick) * PRICE_SCALE / 2
+        self._half_tick_e8 = int(half_tick) if half_tick.denominator == 1 else 0
+        self._lot_e8_num, self._lot_e8_den = _ratio(
+            Fraction(PRICE_SCALE) / (Fraction(Decimal(str(spec.lot_size))) * MONEY_SCALE)
+        )
         reference_ticks = self.to_ticks(spec.reference_price)
         if reference_ticks is None:
             raise ValueError(f"{spec.symbol}: reference_price is not a positive multiple of tick")
         self.reference_ticks = reference_ticks
         self.im_rate = rate_to_int(spec.initial_margin)
         self.mm_rate = rate_to_int(spec.maintenance_margin)
+        # Margin in money units per tick x lot of exposure, as reduced exact fractions
+        # (usually whole numbers, so account messages add margins in small integers).
+        self.im_num, self.im_den = _ratio(Fraction(self.tick_value * self.im_rate, RATE_SCALE))
+        self.mm_num, self.mm_den = _ratio(Fraction(self.tick_value * self.mm_rate, RATE_SCALE))
         self.maker_fee = rate_to_int(spec.maker_fee)
         self.taker_fee = rate_to_int(spec.taker_fee)
         self.band_e8 = rate_to_int(spec.price_band)
@@ -124,6 +225,31 @@ class Instrument:
         if self._ticks_per_unit:
             return ticks / self._ticks_per_unit
         return round(ticks * self.tick_size, self._decimals + 2)
+
+    def avg_price(self, cum_cost: int, cum_qty: int) -> float:
+        """Display average price of fills worth ``cum_cost`` (sum of ticks x lots) over
+        ``cum_qty`` > 0 lots: at the tick's decimals when it is a whole number of ticks, else
+        rounded half-even to 8 decimals, exactly (integers only)."""
+        if cum_cost % cum_qty == 0:
+            return self.to_price(cum_cost // cum_qty)
+        return e8_to_float(div_half_even(cum_cost * self._tick_e8_num, cum_qty * self._tick_e8_den))
+
+    def position_price(self, cost: int, qty: int) -> float:
+        """Display average entry price of a position of ``qty`` != 0 lots (signed) whose
+        signed cost basis is ``cost`` money units, rounded half-even to 8 decimals exactly."""
+        if qty < 0:
+            cost, qty = -cost, -qty
+        return e8_to_float(div_half_even(cost * self._lot_e8_num, qty * self._lot_e8_den))
+
+    def mark_price(self, mark: float) -> float:
+        """Display price of a mark in ticks (a whole or half tick: the mid of the BBO): at the
+        tick's decimals for a whole tick, else rounded half-even to 8 decimals."""
+        twice = int(mark * 2.0)
+        if self._half_tick_e8:  # a half tick is a whole number of 1e-8: exact
+            return e8_to_float(twice * self._half_tick_e8)
+        if not twice & 1:
+            return self.to_price(twice >> 1)
+        return e8_to_float(div_half_even(twice * self._tick_e8_num, 2 * self._tick_e8_den))
 
     def band_limits(self, reference_ticks: int) -> tuple[int, int]:
         """Lowest and highest acceptable limit price (ticks) around ``reference_ticks``."""

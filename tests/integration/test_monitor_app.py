@@ -82,7 +82,7 @@ async def test_panels_at_a_fixed_size() -> None:
         assert tape[1].split() == ["00:00:02.000", "AAPL", "buy", "190.10", "5"]
         assert "AAPL last 190.10  low 190.00  high 190.10" in text(app, "price-label")
         accounts = text(app, "bottom").splitlines()
-        assert accounts[1].split()[:5] == ["1", "alice", "100,250.00", "-10.00", "1,250.00"]
+        assert accounts[1].split()[:5] == ["1", "alice", "100,250.0", "-10.0", "1,250.0"]
         assert "20%  AAPL:+100" in accounts[1]
 
 

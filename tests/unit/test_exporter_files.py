@@ -100,7 +100,7 @@ def test_performance_row_and_positions() -> None:
         "98994.67",
         "1505.0",
         "752.5",
-        "AAPL:10@101.08333333333334;MSFT:-5@420.0",
+        "AAPL:10@101.08333333;MSFT:-5@420.0",  # avg_px rounded half-even to 8 decimals
     ]
     assert positions_field([]) == ""
 

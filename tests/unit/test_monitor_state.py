@@ -138,7 +138,7 @@ def test_accounts_rank_by_equity_with_margin_use_and_liquidating_flag() -> None:
     assert [a.account for a in view.ranked_accounts(state)] == ["rich", "poor"]
     text = view.accounts(state).plain
     lines = text.splitlines()
-    assert lines[1].split()[:3] == ["1", "rich", "50,000.00"]
+    assert lines[1].split()[:3] == ["1", "rich", "50,000.0"]  # shortest decimal, grouped
     assert "10%" in lines[1] and "AAPL:+10" in lines[1]
     assert "90%" in lines[2] and "LIQUIDATING" in lines[2]
 
