@@ -10,12 +10,20 @@
 Either connection is re-established after it drops (backoff 0.2 s doubling to 5 s). On
 stop: ``on_stop``, then ``cancel_all`` per symbol, wait (briefly) for ``cancel_all_done``,
 close, return 0. A refused API key ends the run with exit code 2.
+
+A whole-system stop closes the gateway at the same moment: a gateway that is stopping cancels
+a ``cancel_on_disconnect`` session's orders itself and then closes it (1001). So once the bot
+logged in with ``login`` (``cancel_on_disconnect`` on), a gateway connection that is closed
+or closes during the stop is logged at info, not as a warning; only a gateway that stays up
+and does not confirm is. Neither connection is re-established once stopping, and a server
+going away (1001) is not a warning either.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +32,8 @@ import msgspec
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.frames import CloseCode
+from websockets.protocol import State
 
 from bots.driver import BotDriver
 from exchange.protocol import FrameDecoder, encode, encode_batch
@@ -100,6 +110,9 @@ class BotRunner:
         self._fatal: FatalError | None = None
         self._pending_stops = 0
         self._stopping = False
+        self._orders_at_risk = False
+        """Whether the gateway session is one (``register``) that does not cancel our orders
+        on disconnect; a ``login`` session does."""
         self._clock = time.monotonic
 
     # ------------------------------------------------------------------ lifecycle
@@ -134,17 +147,32 @@ class BotRunner:
         gateway = self._gateway
         requests = self.driver.stop_requests()
         if gateway is None or not self.driver.logged_in:
-            log.warning("stop_without_gateway", note="orders are cancelled on disconnect")
+            if self._orders_at_risk:
+                log.warning("stop_without_gateway", note="orders may stay open")
+            else:
+                log.info("stop_without_gateway", note="orders are cancelled on disconnect")
             return
         symbols = self.driver.context.symbols
         self._cancel_all_done.clear()
         self._pending_stops = len(symbols)
+        done = asyncio.ensure_future(self._cancel_all_done.wait())
+        closed = asyncio.ensure_future(gateway.wait_closed())
+        problem = "TimeoutError"
         try:
             await gateway.send(encode_batch(list(requests)).decode())
-            await asyncio.wait_for(self._cancel_all_done.wait(), STOP_GRACE_S)
+            await asyncio.wait([done, closed], timeout=STOP_GRACE_S, return_when=FIRST_COMPLETED)
+        except (ConnectionClosed, OSError) as exc:
+            problem = type(exc).__name__
+        finally:
+            done.cancel()
+            closed.cancel()
+        if self._cancel_all_done.is_set():
             log.info("orders_cancelled", symbols=list(symbols))
-        except (ConnectionClosed, TimeoutError, OSError) as exc:
-            log.warning("cancel_on_stop_unconfirmed", error=type(exc).__name__)
+        elif gateway.state in (State.CLOSING, State.CLOSED) and not self._orders_at_risk:
+            # the gateway is going away: it cancels this session's orders itself
+            log.info("orders_cancelled_on_disconnect", symbols=list(symbols))
+        else:
+            log.warning("cancel_on_stop_unconfirmed", error=problem)
         await gateway.close()
 
     async def _keep(
@@ -162,21 +190,28 @@ class BotRunner:
                     log.info("connected", to=name, url=url)
                     delay = 0.2
                     await session(ws)
-                if not self._stopping:
-                    log.warning("disconnected", to=name)
+                if self._stopping or ws.close_code == CloseCode.GOING_AWAY:
+                    log.info("disconnected", to=name, code=ws.close_code)
+                else:
+                    log.warning("disconnected", to=name, code=ws.close_code)
             except FatalError as exc:
                 self._fatal = exc
                 failed.set()
                 return
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
                 self._lost(name)
-                log.warning("connection_failed", to=name, url=url, error=str(exc) or repr(exc))
+                report = log.info if self._stopping else log.warning
+                report("connection_failed", to=name, url=url, error=str(exc) or repr(exc))
             except InvalidURI as exc:
                 self._fatal = FatalError(f"bad {name} URL {url!r}: {exc}")
                 failed.set()
                 return
             self._lost(name)
+            if self._stopping:
+                return
             await asyncio.sleep(delay)  # reconnect backoff
+            if self._stopping:
+                return
             delay = min(delay * 2, 5.0)
 
     def _lost(self, name: str) -> None:
@@ -213,13 +248,15 @@ class BotRunner:
                         f"not {self.settings.account!r}"
                     )
                 self._gateway = ws
+                self._orders_at_risk = isinstance(message, Registered)
                 resync = self.driver.login(message.limits, now)
                 log.info("logged_in", account=message.account, limits=str(message.limits))
                 await ws.send(encode_batch(list(resync)).decode())
             case Error(code="auth_failed" | "account_exists" | "register_disabled"):
                 raise FatalError(f"{message.code}: {message.text}")
             case Error(code="not_logged_in" | "engine_unavailable"):
-                log.warning("gateway_error", code=message.code, text=message.text)
+                report = log.info if self._stopping else log.warning
+                report("gateway_error", code=message.code, text=message.text)
             case CancelAllDone() if isinstance(message.req_id, str) and message.req_id.startswith(
                 "stop-"
             ):

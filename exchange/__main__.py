@@ -3,7 +3,8 @@
 Flags (each also from ``EXCHANGE_ENGINE_<FLAG>`` or ``EXCHANGE_<FLAG>``, then the config file):
 ``--host`` (127.0.0.1), ``--config FILE``, ``--command-port`` (9000), ``--event-port`` (9002),
 ``--data-dir`` (./data), ``--log-dir`` (./logs). Port 0 picks a free port; the bound ports are
-printed as ``listening command_port=X event_port=Y``. SIGTERM/SIGINT: clean exit 0.
+printed as ``listening command_port=X event_port=Y``. SIGTERM/SIGINT: ``EngineApp.stop``
+(connected gateways are served until they leave, at most 2 s; journal and snapshot), exit 0.
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@
 Flags (each also from ``EXCHANGE_GATEWAY_<FLAG>`` or ``EXCHANGE_<FLAG>``, then the config file):
 ``--host`` (127.0.0.1), ``--config FILE``, ``--port`` (9001), ``--engine``
 (ws://127.0.0.1:9000), ``--log-dir`` (./logs). Port 0 picks a free port; the bound port is
-printed as ``listening port=X``. SIGTERM/SIGINT: clean exit 0.
+printed as ``listening port=X``. SIGTERM/SIGINT: ``GatewayApp.stop`` (cancel-only, the
+cancel-on-disconnect cancels sent and answered, then the sessions closed), exit 0.
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ an invalid one) and answers it in the session's reply order:
   drops first, the request is answered ``engine_unavailable``: never left unanswered.
 
 ``disconnect(session)`` forgets the session and, with ``cancel_on_disconnect``, cancels the
-account's orders (retried after the link comes back if it is down).
+account's orders (retried after the link comes back if it is down). When the gateway stops,
+``cancel_on_stop()`` sends those cancels before the sessions close, and ``refuse_stopping``
+answers the new orders and amends that arrive meanwhile (cancel-only).
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ _encode = msgspec.json.Encoder().encode
 _login_answer_decoder = msgspec.json.Decoder(LoggedIn | Registered | Error)
 
 UNAVAILABLE_TEXT = "the engine is unavailable; try again shortly"
+STOPPING_TEXT = "the gateway is shutting down: only cancels are accepted"
 
 
 class Pending(Protocol):
@@ -225,6 +228,35 @@ class Dispatcher:
     @property
     def cancels_owed(self) -> set[str]:
         return set(self._cancels_owed)
+
+    # ------------------------------------------------------------------ stopping
+
+    def cancel_on_stop(self) -> list[str]:
+        """The gateway is stopping: send now, while the link is up, the cancels that closing
+        the sessions would send (one ``cancel_all`` per account with a cancel-on-disconnect
+        session, plus any still owed). The sessions stay open to receive the reports and do
+        not cancel again when they close. Returns the accounts, sorted."""
+        accounts = set(self._cancels_owed)
+        self._cancels_owed = set()
+        for account in self.registry.accounts():
+            for session in self.registry.of(account):
+                if session.cancel_on_disconnect:
+                    session.cancel_on_disconnect = False
+                    accounts.add(account)
+        for account in sorted(accounts):
+            self.link.request(_CancelOnDisconnect(self, account))
+        return sorted(accounts)
+
+    def refuse_stopping(self, session: Session, message: NewOrder | AmendOrder) -> None:
+        """While the gateway stops it is cancel-only: a logged-in session's ``new_order`` or
+        ``amend_order`` is refused ``engine_unavailable`` without reaching the engine."""
+        account = session.account
+        assert account is not None
+        stats = self.stats
+        stats.requests[_NAMES[type(message)]] += 1
+        stats.rejected["engine_unavailable"] += 1
+        reply = rejection(message, account, "engine_unavailable", STOPPING_TEXT, self.wall_clock())
+        session.replies.ready([reply])
 
 
 _NAMES: dict[type, str] = {

@@ -6,6 +6,10 @@ is down, ``request`` calls ``pending.on_unavailable()`` at once; when the link d
 request still waiting gets ``on_unavailable()`` (in the order they were sent), so no client
 request is ever left unanswered. Reconnects back off exponentially (``initial_delay`` doubling
 up to ``max_delay``, with ±20 % jitter) and reset after a successful connect.
+
+Stopping (``GatewayApp.stop``): ``detach()`` first (the link stays up for what is still to be
+sent, but a drop is now expected: no warning, no reconnect), ``wait_idle(timeout)`` for the
+answers to what was sent, then ``stop()``.
 """
 
 from __future__ import annotations
@@ -65,6 +69,8 @@ class EngineLink:
         self._connected = asyncio.Event()
         self._disconnected = asyncio.Event()
         self._disconnected.set()
+        self._idle: asyncio.Future[None] | None = None
+        """Set by ``wait_idle`` while it waits: resolved once no request is in flight."""
 
     @property
     def up(self) -> bool:
@@ -86,16 +92,38 @@ class EngineLink:
         """Start connecting in the background (call inside the running loop)."""
         self._task = asyncio.get_running_loop().create_task(self._run())
 
+    def detach(self) -> None:
+        """The gateway is stopping: keep the link for what is still to be sent and answered,
+        but from now on a drop is expected (logged at info) and not followed by a reconnect."""
+        self._stopping = True
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds until no request is waiting for the engine (every
+        one answered, or failed ``on_unavailable`` because the link dropped); returns whether
+        none is left."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self._pending and self._up:  # (requests sent meanwhile are waited for too)
+            left = deadline - loop.time()
+            if left <= 0:
+                break
+            idle = self._idle
+            if idle is None or idle.done():
+                idle = self._idle = loop.create_future()
+            await asyncio.wait([idle], timeout=left)
+        return not self._pending
+
+    def _check_idle(self) -> None:
+        idle = self._idle
+        if idle is not None and not self._pending and not idle.done():
+            idle.set_result(None)
+
     async def stop(self, drain_timeout: float = 1.0) -> None:
         """Send what is queued and wait up to ``drain_timeout`` for replies, then close.
         Requests still waiting are answered ``on_unavailable``."""
-        if self._up and self._outbox is not None:
-            deadline = time.monotonic() + drain_timeout
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._outbox.drain(), drain_timeout)
-            while self._pending and time.monotonic() < deadline and self._up:
-                await asyncio.sleep(0.01)
         self._stopping = True
+        if self._up and self._outbox is not None:
+            await self.wait_idle(drain_timeout)
         if self._ws is not None:
             with contextlib.suppress(Exception):
                 await self._ws.close()
@@ -126,6 +154,7 @@ class EngineLink:
                 waiting.on_unavailable()
             except Exception:
                 log.exception("unavailable_callback_failed")
+        self._check_idle()
 
     # ------------------------------------------------------------------ connection
 
@@ -197,7 +226,9 @@ class EngineLink:
             outbox.close()
             writer.cancel()
             self._fail_pending()
-            if not self._stopping:
+            if self._stopping:
+                log.info("engine_link_closed", url=self.url)
+            else:
                 log.warning("engine_disconnected", url=self.url)
 
     def _on_frame(self, frame: bytes) -> None:
@@ -224,3 +255,5 @@ class EngineLink:
                     self._on_push(item.events)
             except Exception:
                 log.exception("engine_message_failed")
+        if self._idle is not None:
+            self._check_idle()

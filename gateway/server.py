@@ -18,6 +18,14 @@ Authentication on the handshake: ``Authorization: Bearer <api_key>`` is checked 
 before the upgrade (401 with an ``auth_failed`` error body when wrong, 503 with
 ``engine_unavailable`` when the engine is down); the session starts logged in and its first
 message is ``logged_in``. ``?cancel_on_disconnect=true`` on the URL sets that option.
+
+Stopping (``stop``, on SIGTERM): the port stops accepting connections and the gateway turns
+cancel-only (``new_order``/``amend_order`` are refused ``engine_unavailable``); every account
+with a cancel-on-disconnect session gets its ``cancel_all`` sent to the engine at once, and the
+gateway waits (at most ``STOP_CANCEL_TIMEOUT``) for the engine to answer everything in flight,
+so the sessions receive their ``canceled`` reports; then it closes the sessions (1001) and the
+engine link. The engine keeps serving a connected gateway while it stops itself, so a
+whole-system stop (every process signalled at once) loses none of these cancels.
 """
 
 from __future__ import annotations
@@ -36,7 +44,7 @@ from websockets.http11 import Request, Response
 
 from exchange.protocol.codec import request_decoder
 from exchange.protocol.config import SystemConfig
-from exchange.protocol.messages import Error, LoggedIn
+from exchange.protocol.messages import AmendOrder, Error, LoggedIn, NewOrder
 from exchange.service.http import http_handler, response
 from exchange.service.outbox import Outbox
 from gateway.dispatch import Dispatcher
@@ -53,6 +61,10 @@ SESSION_BUFFER_LIMIT = 8 * 1024 * 1024
 FLOOD_LIMIT = 100
 FLOOD_WINDOW = 10.0
 CLOSE_DRAIN_TIMEOUT = 1.0
+STOP_CANCEL_TIMEOUT = 1.5
+"""Seconds ``stop`` waits for the engine to answer the stop cancels and requests in flight."""
+STOP_DRAIN_TIMEOUT = 0.5
+"""Seconds ``stop`` then waits for the replies to be written to the clients."""
 STARTUP_WAIT = 2.0
 """Seconds ``start`` waits for the engine before serving anyway (engine_unavailable)."""
 _BINARY_FRAME = Error(
@@ -101,6 +113,7 @@ class GatewayApp:
         ] = weakref.WeakKeyDictionary()
         self._server: Server | None = None
         self._serving = False
+        self._stopping = False
         self.connections = 0
         self._outboxes: set[Outbox] = set()
         self.port = 0
@@ -151,16 +164,36 @@ class GatewayApp:
         log.info("gateway_started", port=self.port, engine=self.engine_url)
 
     async def stop(self) -> None:
-        """Close every session (cancel-on-disconnect cancels are sent to the engine, waiting up
-        to a second for them), then the engine link. Never raises."""
+        """Stop accepting connections, turn cancel-only, send every cancel-on-disconnect
+        session's ``cancel_all`` and wait (bounded) for the engine's answers and for them to
+        reach the clients; then close every session (1001) and the engine link. Never raises;
+        returns within about ``STOP_CANCEL_TIMEOUT + STOP_DRAIN_TIMEOUT`` plus the closing
+        handshakes (1 s at most)."""
         self._serving = False
-        if self._server is not None:
-            self._server.close()
+        server = self._server
+        cancelled: list[str] = []
+        if server is not None and not self._stopping:
+            self._stopping = True
+            self.link.detach()
+            server.server.close()  # no new connections; the open sessions go on, cancel-only
+            cancelled = self.dispatcher.cancel_on_stop()
+            answered = await self.link.wait_idle(STOP_CANCEL_TIMEOUT)
+            if not answered:
+                log.warning("engine_answers_missing", in_flight=self.link.in_flight)
+            outboxes = [outbox.drain() for outbox in self._outboxes]
+            if outboxes:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.gather(*outboxes), STOP_DRAIN_TIMEOUT)
+        if server is not None:
+            server.close()
             with contextlib.suppress(Exception):
-                await self._server.wait_closed()
+                await server.wait_closed()
             self._server = None
         await self.link.stop()
-        log.info("gateway_stopped")
+        owed = self.dispatcher.cancels_owed
+        if owed:  # the engine was down: these accounts' orders stay until cancelled by hand
+            log.warning("cancel_on_disconnect_not_sent", accounts=sorted(owed))
+        log.info("gateway_stopped", cancelled_accounts=cancelled)
 
     async def __aenter__(self) -> GatewayApp:
         await self.start()
@@ -237,6 +270,13 @@ class GatewayApp:
                 else:
                     messages, _ = request_decoder.decode_frame(frame)
                     for message in messages:
+                        if (
+                            self._stopping
+                            and session.account is not None
+                            and isinstance(message, (NewOrder, AmendOrder))
+                        ):
+                            dispatcher.refuse_stopping(session, message)  # cancel-only
+                            continue
                         waiter = dispatcher.handle(session, message)
                         if waiter is not None:
                             await waiter

@@ -5,7 +5,8 @@
     app = EngineApp(load_config(None), command_port=0, event_port=0)
     await app.start()          # binds both ports; app.command_port / app.event_port are real
     ...
-    await app.stop()           # closes connections, stops timers, commits the journal
+    await app.stop()           # stops timers, serves connected gateways briefly (their
+                               # last cancels), closes connections, commits the journal
 
 Everything runs on the caller's event loop; the core is only touched from it.
 """
@@ -54,6 +55,10 @@ SUBSCRIBER_BUFFER_LIMIT = 32 * 1024 * 1024
 
 DRAIN_TIMEOUT = 1.0
 """Seconds ``stop`` waits for staged replies and events to be written before closing."""
+GATEWAY_GRACE = 2.0
+"""Seconds ``stop`` goes on serving the gateways still connected, so that what they send while
+stopping themselves (their sessions' cancel-on-disconnect cancels) is handled and journaled;
+it ends as soon as every gateway link has closed."""
 
 
 class EngineApp:
@@ -72,6 +77,7 @@ class EngineApp:
         heartbeat_interval: float = 1.0,
         subscriber_buffer_limit: int = SUBSCRIBER_BUFFER_LIMIT,
         gateway_buffer_limit: int = GATEWAY_BUFFER_LIMIT,
+        gateway_grace: float = GATEWAY_GRACE,
     ) -> None:
         self.config = config
         self.host = host
@@ -123,6 +129,7 @@ class EngineApp:
             disk=self.durability,
         )
         self._heartbeat_interval = heartbeat_interval
+        self._gateway_grace = gateway_grace
         self._mark_interval = config.engine.mark_interval_ms / 1000
         self._servers: list[Server] = []
         self._timers: list[asyncio.Task[None]] = []
@@ -244,17 +251,31 @@ class EngineApp:
                 log.exception("timer_failed", action=getattr(action, "__name__", str(action)))
 
     async def stop(self) -> None:
-        """Close both ports and every connection, stop the timers, release what is staged.
+        """Stop accepting connections and stop the timers; go on serving the connected
+        gateways until their links close (at most ``gateway_grace``, default
+        ``GATEWAY_GRACE``); then release what is staged, close every connection and commit
+        the journal (with a snapshot).
 
-        Never raises; returns within about a second (the close timeout) plus the I/O.
+        Never raises; returns within about ``gateway_grace`` + ``DRAIN_TIMEOUT`` + a second
+        (the close timeout) plus the I/O; without the grace when no gateway is connected.
         """
         self._ready = False
+        for server in self._servers:
+            server.server.close()  # no new connections; the open ones are still served
         for timer in self._timers:
             timer.cancel()
         for timer in self._timers:
             with contextlib.suppress(asyncio.CancelledError):
                 await timer
         self._timers.clear()
+        if self.command.connections:
+            started = time.monotonic()
+            try:
+                await asyncio.wait_for(self.command.wait_no_gateways(), self._gateway_grace)
+            except TimeoutError:
+                log.info("gateways_still_connected", gateways=self.command.connections)
+            else:
+                log.info("gateways_gone", waited_s=round(time.monotonic() - started, 3))
         self.publisher.drain()
         outboxes = [peer.outbox for peer in self.publisher.gateways]
         outboxes += [subscriber.outbox for subscriber in self.publisher.subscribers]

@@ -100,6 +100,12 @@ class CommandPort:
         self._burst = gateway.burst
         self._ids = itertools.count(1)
         self.connections = 0
+        self._no_gateways = asyncio.Event()
+        self._no_gateways.set()
+
+    async def wait_no_gateways(self) -> None:
+        """Wait until no gateway is connected (the engine's stop grace)."""
+        await self._no_gateways.wait()
 
     def queued_bytes(self) -> int:
         return sum(peer.outbox.queued_bytes for peer in self._publisher.gateways)
@@ -122,6 +128,7 @@ class CommandPort:
         peer = GatewayPeer(name, outbox)
         self._publisher.add_gateway(peer)
         self.connections += 1
+        self._no_gateways.clear()
         writer = asyncio.get_running_loop().create_task(outbox.run())
         log.info("gateway_connected", gateway=name, remote=str(ws.remote_address))
         try:
@@ -134,6 +141,8 @@ class CommandPort:
             pass
         finally:
             self.connections -= 1
+            if not self.connections:
+                self._no_gateways.set()
             self._publisher.remove_gateway(peer)
             outbox.close()
             writer.cancel()
