@@ -1,9 +1,10 @@
 """A complete example strategy: fade moves away from the recent average trade price.
 
-Run it (from the repository root, with the system up)::
+Run it (from the repository root, with the system up; ``tutorial`` is the account no
+Procfile bot trades)::
 
-    python -m bots --strategy examples.mean_reversion:MeanReversion \
-        --account alice --api-key alice-key --symbol AAPL --param window=10
+    .venv/bin/python -m bots --strategy examples.mean_reversion:MeanReversion \
+        --account tutorial --api-key tutorial-key --symbol AAPL --param window=10
 
 How it works: it keeps no state of its own beyond a few counters. ``next_order`` looks at
 the last ``window`` public trades; when the mid is more than ``threshold_bps`` above their

@@ -10,7 +10,9 @@ from monitor.app import MonitorApp
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = base_parser("monitor", "A live terminal view of the exchange (q quits).")
+    parser = base_parser(
+        "monitor", "A live terminal view of the exchange (q quits).", log_file=False
+    )
     parser.add_argument("--marketdata", default=None, help="relay URL (ws://127.0.0.1:9010)")
     parser.add_argument(
         "--token", default=None, help="monitor token for the accounts channel (from config)"

@@ -232,13 +232,15 @@ def _missing(account: str) -> Any:
 
 
 def procfile_bots(procfile: Path = REPO_ROOT / "Procfile") -> list[dict[str, Any]]:
-    """The bots the Procfile starts, as parsed settings (strategy, account, symbol, seed,
-    params): so the simulation runs exactly what ``honcho start`` runs."""
+    """The bots the Procfile starts, as parsed settings (name, strategy, account, api_key,
+    symbol, seed, params): so the simulation runs exactly what ``honcho start`` runs."""
     from bots.cli import parser
 
     bots = []
     for line in procfile.read_text().splitlines():
-        _, _, command = line.partition(":")
+        if line.lstrip().startswith("#"):
+            continue
+        name, _, command = line.partition(":")
         argv = shlex.split(command)
         if argv[:1] == ["exec"]:
             argv = argv[1:]
@@ -247,8 +249,10 @@ def procfile_bots(procfile: Path = REPO_ROOT / "Procfile") -> list[dict[str, Any
         args = parser().parse_args(argv[3:])
         bots.append(
             {
+                "name": name.strip(),
                 "strategy": args.strategy,
                 "account": args.account,
+                "api_key": args.api_key,
                 "symbol": args.symbol,
                 "seed": args.seed or 0,
                 "params": parse_assignments(args.param or []),

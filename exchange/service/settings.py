@@ -17,17 +17,25 @@ from typing import Any
 _UNSET: Any = object()
 
 
-def base_parser(process: str, description: str) -> argparse.ArgumentParser:
-    """A parser with the flags every process takes: ``--host`` and ``--config``.
+def base_parser(
+    process: str, description: str, *, log_file: bool = True
+) -> argparse.ArgumentParser:
+    """A parser with the flags every process takes: ``--host``, ``--config`` and, for a
+    process that writes a log file (``log_file``), ``--log-dir``.
 
-    Add process flags with ``default=None``; ``resolve`` fills in env and config values.
+    Add process flags with ``default=None``; ``resolve`` fills in env and config values
+    (so ``--log-dir`` also comes from ``EXCHANGE_<PROCESS>_LOG_DIR`` or ``EXCHANGE_LOG_DIR``;
+    its fallback, ``logs``, is relative to the working directory).
     """
     parser = argparse.ArgumentParser(prog=f"python -m {process}", description=description)
     parser.add_argument("--host", default=None, help="interface to bind or reach (127.0.0.1)")
     parser.add_argument("--config", default=None, help="system TOML file (default: shipped)")
-    parser.add_argument(
-        "--log-dir", default=None, help="directory for the JSON log file (default: ./logs)"
-    )
+    if log_file:
+        parser.add_argument(
+            "--log-dir",
+            default=None,
+            help="directory of the JSON log file (default: ./logs; env EXCHANGE_LOG_DIR)",
+        )
     return parser
 
 

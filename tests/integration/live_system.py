@@ -66,17 +66,17 @@ class LiveSystem:
         ]
 
     async def start(
-        self, name: str, argv: list[str], wait_listening: bool = False
+        self, name: str, argv: list[str], wait_listening: bool = False, cwd: Path = REPO_ROOT
     ) -> dict[str, int]:
-        """Start ``argv`` (stderr to ``tmp/NAME.err``); with ``wait_listening``, wait for its
-        ``listening`` line and return the ports it names."""
+        """Start ``argv`` in ``cwd`` (stderr to ``tmp/NAME.err``); with ``wait_listening``,
+        wait for its ``listening`` line and return the ports it names."""
         sink = (self.tmp / f"{name}.err").open("wb")
         # stdout is read only up to the listening line; otherwise it goes to a file, so that
         # a chatty process never blocks on a full pipe
         out = asyncio.subprocess.PIPE if wait_listening else (self.tmp / f"{name}.out").open("wb")
         child = await asyncio.create_subprocess_exec(
             *argv,
-            cwd=REPO_ROOT,
+            cwd=cwd,
             stdout=out,
             stderr=sink,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},

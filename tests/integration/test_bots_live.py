@@ -1,6 +1,7 @@
 """Bots end to end against a live system started from the Procfile (real processes, port 0):
-the example strategy trades, a bot survives a relay restart, and SIGTERM cancels a bot's
-orders and exits 0."""
+the tutorial's first bot runs as pasted, the example strategy trades, a bot survives a relay
+restart, and SIGTERM cancels a bot's orders and exits 0. The tutorial's bots trade the
+``tutorial`` account, which no Procfile bot uses."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from pathlib import Path
 
 from tests.integration.clients import gateway_client
 from tests.integration.live_system import LiveSystem, live_system, procfile_command
+from tests.tutorial import TUTORIAL, VENV_PYTHON, shell_commands, tutorial_files
 
 EXAMPLE = [
     "--strategy",
     "examples.mean_reversion:MeanReversion",
     "--account",
-    "alice",
+    "tutorial",
     "--api-key",
-    "alice-key",
+    "tutorial-key",
     "--symbol",
     "AAPL",
     "--seed",
@@ -32,18 +34,44 @@ async def start_bot(system: LiveSystem, name: str) -> None:
     await system.start(name, procfile_command(name) + system.urls)
 
 
+async def test_the_tutorials_first_bot_runs_as_pasted(tmp_path: Path) -> None:
+    """docs/strategies.md's first command, run where its my_strategies.py was saved: the bot
+    joins the best bid with 2 lots on its own account, and stops cleanly."""
+    text = TUTORIAL.read_text()
+    clone = tmp_path / "clone"
+    clone.mkdir()
+    (clone / "my_strategies.py").write_text(tutorial_files(text)["my_strategies.py"])
+    command = shell_commands(text)[0]
+    assert command[:3] == [VENV_PYTHON, "-m", "bots"], command
+    async with live_system(tmp_path) as system:
+        await start_bot(system, "maker1")
+        async with gateway_client(system.gateway_port, "tutorial-key", login=True) as mine:
+            argv = [sys.executable, *command[1:], *system.urls]
+            await system.start("tutorial", argv, cwd=clone)
+            placed = await mine.expect("execution_report", timeout=30, exec_type="new")
+            assert (placed["symbol"], placed["side"], placed["qty"]) == ("AAPL", "buy", 2)
+            assert placed["client_order_id"].startswith("tutorial-")
+            assert await system.terminate("tutorial") == 0, system.stderr("tutorial")
+            await mine.send({"type": "get_orders", "symbol": "AAPL", "req_id": "left"})
+            assert (await mine.expect("orders", req_id="left"))["orders"] == []
+        assert "strategy_error" not in system.stderr("tutorial")
+        assert await system.terminate("maker1") == 0, system.stderr("maker1")
+    assert not (clone / "logs").exists()  # the bot was given --log-dir
+
+
 async def test_example_strategy_trades_and_stops_cleanly(tmp_path: Path) -> None:
     async with live_system(tmp_path) as system:
         await start_bot(system, "maker1")
         await start_bot(system, "taker1")
-        async with gateway_client(system.gateway_port, "alice-key", login=True) as alice:
+        async with gateway_client(system.gateway_port, "tutorial-key", login=True) as mine:
             await system.start("example", [sys.executable, "-m", "bots", *EXAMPLE, *system.urls])
             # another session of the account sees every report of the example's orders
-            placed = await alice.expect("execution_report", timeout=30, exec_type="new")
-            assert placed["symbol"] == "AAPL" and placed["client_order_id"].startswith("alice-")
+            placed = await mine.expect("execution_report", timeout=30, exec_type="new")
+            assert placed["symbol"] == "AAPL"
+            assert placed["client_order_id"].startswith("tutorial-")
             assert await system.terminate("example") == 0, system.stderr("example")
-            await alice.send({"type": "get_orders", "symbol": "AAPL", "req_id": "left"})
-            left = await alice.expect("orders", req_id="left")
+            await mine.send({"type": "get_orders", "symbol": "AAPL", "req_id": "left"})
+            left = await mine.expect("orders", req_id="left")
             assert left["orders"] == []
         assert "strategy_error" not in system.stderr("example")
         for bot in ("maker1", "taker1"):
