@@ -53,13 +53,13 @@ _INNERMOST = re.compile(rb"\[\]|\{\}")
 _DEPTH_TEXT = f"JSON nested deeper than {MAX_DEPTH} levels"
 
 
-def too_deep(frame: bytes) -> bool:
-    """Whether ``frame`` nests arrays/objects deeper than ``MAX_DEPTH`` (or could make a parser
+def too_deep(frame: bytes, limit: int = MAX_DEPTH) -> bool:
+    """Whether ``frame`` nests arrays/objects deeper than ``limit`` (or could make a parser
     recurse that deep: unbalanced brackets count as open). Never raises; strings are skipped.
 
-    Cheap for ordinary frames: a frame with at most ``MAX_DEPTH`` brackets is never scanned.
+    Cheap for ordinary messages: one with at most ``limit`` brackets is never scanned.
     """
-    if frame.count(b"[") + frame.count(b"{") <= MAX_DEPTH:
+    if frame.count(b"[") + frame.count(b"{") <= limit:
         return False
     # Fast path: keep brackets, quotes and backslashes, then drop the quote pairs of strings
     # that hold none of them. If no quote or backslash is left, no string held a bracket
@@ -71,9 +71,9 @@ def too_deep(frame: bytes) -> bool:
     while brackets:
         inner = _INNERMOST.sub(b"", brackets)  # one level: the pairs with nothing inside
         if len(inner) == len(brackets):  # only unmatched brackets left
-            return levels + brackets.count(b"[") + brackets.count(b"{") > MAX_DEPTH
+            return levels + brackets.count(b"[") + brackets.count(b"{") > limit
         levels += 1
-        if levels > MAX_DEPTH:
+        if levels > limit:
             return True
         brackets = inner
     return False
@@ -145,19 +145,28 @@ class FrameDecoder(Generic[T]):
         """
         if isinstance(frame, str):
             frame = frame.encode("utf-8", "surrogatepass")
-        stripped = frame.lstrip()
-        is_batch = stripped.startswith(b"[")
-        if too_deep(frame):
-            return [Error(code="invalid_message", text=_DEPTH_TEXT, ref=None)], is_batch
-        if not is_batch:
+        if not frame.lstrip().startswith(b"["):
+            if too_deep(frame):
+                return [Error(code="invalid_message", text=_DEPTH_TEXT, ref=None)], False
             return [self.decode_one(frame)], False
+        # A batch: split it first (msgspec skips members without recursing in Python, and
+        # refuses ~1,000 levels with RecursionError), then check each member's depth under
+        # the batch's own level, so that ordinary batches are never scanned as a whole.
         try:
             members = _raw_list_decoder.decode(frame)
         except msgspec.DecodeError as exc:
             return [Error(code="invalid_message", text=str(exc), ref=None)], True
+        except RecursionError:
+            return [Error(code="invalid_message", text=_DEPTH_TEXT, ref=None)], True
         if not members:
             return [Error(code="invalid_message", text="Empty batch", ref=None)], True
-        return [self.decode_one(bytes(member)) for member in members], True
+        return [self._decode_member(bytes(member)) for member in members], True
+
+    def _decode_member(self, raw: bytes) -> T | Error:
+        """A batch member: as ``decode_one``, one level of nesting being the batch's."""
+        if too_deep(raw, MAX_DEPTH - 1):
+            return Error(code="invalid_message", text=_DEPTH_TEXT, ref=None)
+        return self.decode_one(raw)
 
 
 request_decoder: FrameDecoder[ClientRequest] = FrameDecoder(ClientRequest)
