@@ -287,14 +287,14 @@ def _split(frame: bytes) -> list[bytes]:
         return [frame]
     try:
         return [bytes(member) for member in _raw_list_decoder.decode(frame)]
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):  # answered as one bad envelope
         return [frame]
 
 
 def _find_id(raw: bytes) -> int | None:
     try:
         value = _any_decoder.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, RecursionError):
         return None
     if isinstance(value, dict) and type(value.get("id")) is int:
         return value["id"]

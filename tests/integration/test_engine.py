@@ -157,6 +157,12 @@ async def test_the_command_port_survives_any_command(monkeypatch: pytest.MonkeyP
         reply = await gateway.submit("bob", order(req_id=4))
         assert reply["messages"][0]["code"] == "internal_error"
         monkeypatch.undo()
+        await gateway.send_raw("[" * 5000 + "]" * 5000)  # no id to answer; the link stays
+        await gateway.send_raw(
+            '[{"type":"submit","id":77,"account":' + "[" * 500 + "]" * 500 + "}]"
+        )
+        bad = await gateway.expect("reply", id=77)
+        assert bad["messages"][0]["code"] == "invalid_message"
         reply = await gateway.submit("bob", order(req_id=5))  # the same link, still served
         assert reply["messages"][0]["exec_type"] == "new"
         assert engine.stats.command_failures == 1
