@@ -60,7 +60,7 @@ def settings_from(argv: Sequence[str] | None) -> tuple[dict[str, Any], SystemCon
 async def serve(settings: dict[str, Any], config: SystemConfig) -> int:
     """Run the engine until SIGTERM/SIGINT; returns the exit code."""
     from exchange.engine import EngineApp
-    from exchange.recovery import RecoveryError
+    from exchange.engine.recovery import RecoveryError
 
     stop = stop_event_on_signals()
     try:

@@ -20,10 +20,10 @@ import msgspec
 
 from exchange.core import CoreConfig, Exchange
 from exchange.core.config import core_config
-from exchange.journal import JournalReader
+from exchange.engine.journal import JournalReader
+from exchange.engine.recovery import CONFIG_FILE, restore_snapshot
+from exchange.engine.snapshots import list_snapshots, read_snapshot
 from exchange.protocol.config import ConfigError, load_config
-from exchange.recovery import CONFIG_FILE, restore_snapshot
-from exchange.snapshots import list_snapshots, read_snapshot
 
 
 def verify(directory: Path, config: CoreConfig) -> int:

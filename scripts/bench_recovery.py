@@ -35,10 +35,10 @@ from exchange.engine.group_commit import (
     PeriodicSync,
     PipelinedCommit,
 )
+from exchange.engine.journal import JournalWriter
+from exchange.engine.recovery import make_snapshot, recover
 from exchange.engine.sequencer import Sequencer
-from exchange.journal import JournalWriter
-from exchange.recovery import make_snapshot, recover
-from exchange.snapshots import write_snapshot
+from exchange.engine.snapshots import write_snapshot
 
 Command = tuple[str, Any]
 

@@ -15,16 +15,15 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import structlog
 
 from exchange.core import CoreConfig, Exchange
-from exchange.journal import JournalWriter, list_segments
-from exchange.recovery import RecoveryError, events_since, make_snapshot, recover
-from exchange.snapshots import list_snapshots, read_snapshot, write_snapshot
+from exchange.engine.journal import JournalWriter, list_segments
+from exchange.engine.recovery import RecoveryError, events_since, make_snapshot, recover
+from exchange.engine.snapshots import list_snapshots, read_snapshot, write_snapshot
+from exchange.protocol.codec import encode as _encode
 
 log = structlog.get_logger()
-_encode = msgspec.json.Encoder().encode
 REPLAY_BATCH_EVENTS = 2048
 
 

@@ -5,12 +5,12 @@ Time: ``ts`` is ``time.time_ns()`` made monotonic non-decreasing (a clock step b
 repeats the last ts), so events never go back in time even if the wall clock does.
 
 Durability: the sequencer owns the optional journal. ``submit`` appends the command (with the
-core's ``last_seq`` before it and its ts, the shape ``exchange.journal.JournalWriter.append``
-takes) before applying it; ``commit`` makes everything appended so far durable, and
-``write`` + ``sync_job`` do the same in two steps so that the fsync can run on another thread
-(``exchange.engine.group_commit``). The publisher releases the replies and events of a loop
-iteration only once their commands are durable, so nothing is acknowledged that a restart
-could lose (group commit).
+core's ``last_seq`` before it and its ts, the shape
+``exchange.engine.journal.JournalWriter.append`` takes) before applying it; ``commit`` makes
+everything appended so far durable, and ``write`` + ``sync_job`` do the same in two steps so
+that the fsync can run on another thread (``exchange.engine.group_commit``). The publisher
+releases the replies and events of a loop iteration only once their commands are durable, so
+nothing is acknowledged that a restart could lose (group commit).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from exchange.core import Exchange
 
 
 class Journal(Protocol):
-    """What the sequencer needs from a journal (``exchange.journal.JournalWriter`` fits)."""
+    """What the sequencer needs from a journal (``exchange.engine.journal.JournalWriter`` fits)."""
 
     def append(self, seq_before: int, ts: int, account: str, command: Any) -> int: ...
 

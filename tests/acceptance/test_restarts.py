@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from exchange.journal import list_segments, read_segment
+from exchange.engine.journal import list_segments, read_segment
 from tests.acceptance.harness import (
     Trader,
     check_orders,

@@ -15,8 +15,8 @@ import pytest
 from exchange.core import Exchange
 from exchange.core.config import core_config
 from exchange.engine.group_commit import ImmediateCommit, PeriodicSync, PipelinedCommit
+from exchange.engine.journal import JournalReader, JournalWriter
 from exchange.engine.sequencer import Sequencer
-from exchange.journal import JournalReader, JournalWriter
 from exchange.protocol.config import load_config
 from exchange.protocol.messages import NewOrder
 from tests.support import seconds

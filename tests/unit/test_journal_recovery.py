@@ -9,13 +9,13 @@ import msgspec
 import pytest
 
 from exchange.core import Exchange
-from exchange.journal import HEADER, JournalReader, JournalWriter, list_segments
+from exchange.engine.journal import HEADER, JournalReader, JournalWriter, list_segments
+from exchange.engine.recovery import RecoveryError, events_since, make_snapshot, recover
+from exchange.engine.snapshots import list_snapshots, write_snapshot
 from exchange.protocol import encode
 from exchange.protocol.config import DEFAULT_CONFIG_PATH
 from exchange.protocol.messages import CancelOrder, CreateAccount, NewOrder
-from exchange.recovery import RecoveryError, events_since, make_snapshot, recover
 from exchange.replay import main as replay_main
-from exchange.snapshots import list_snapshots, write_snapshot
 from tests.unit.core_helpers import make_exchange
 
 

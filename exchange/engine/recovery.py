@@ -24,14 +24,15 @@ from typing import Any
 import msgspec
 
 from exchange.core import CoreConfig, Exchange
-from exchange.journal import (
+from exchange.engine.journal import (
     JournalReader,
     JournalRecord,
     fsync_directory,
     list_segments,
     read_segment,
 )
-from exchange.snapshots import SnapshotFile, list_snapshots, read_snapshot
+from exchange.engine.snapshots import SnapshotFile, list_snapshots, read_snapshot
+from exchange.protocol.messages import Error
 
 CONFIG_FILE = "core-config.msgpack"
 
@@ -230,4 +231,8 @@ def events_since(directory: Path, config: CoreConfig, since: int) -> Iterator[li
     for record in reader.records(start_index):
         events = core.submit(record.account, record.command, record.ts)
         if core.last_seq > since:
-            yield [e for e in events if getattr(e, "seq", None) is not None and e.seq > since]
+            yield [
+                e
+                for e in events
+                if not isinstance(e, Error) and e.seq is not None and e.seq > since
+            ]

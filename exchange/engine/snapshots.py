@@ -15,7 +15,7 @@ from pathlib import Path
 
 import msgspec
 
-from exchange.journal import fsync_directory
+from exchange.engine.journal import fsync_directory
 
 PREFIX = "snapshot-"
 SUFFIX = ".bin"
