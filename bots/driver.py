@@ -20,7 +20,6 @@ from collections.abc import Callable
 from typing import Any
 
 from bots.api import Context, Intents, Strategy, as_intents
-from bots.ratelimit import TokenBucket
 from bots.state import BotState, OrderRequest
 from exchange.protocol.messages import (
     Account,
@@ -40,6 +39,7 @@ from exchange.protocol.messages import (
     Orders,
     Trade,
 )
+from exchange.protocol.ratelimit import TokenBucket
 
 ErrorSink = Callable[[str, BaseException], None]
 

@@ -24,30 +24,29 @@ from __future__ import annotations
 import asyncio
 import time
 from asyncio import FIRST_COMPLETED
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, ConnectionClosedOK, InvalidHandshake, InvalidURI
 from websockets.frames import CloseCode
 from websockets.protocol import State
 
 from bots.driver import BotDriver
-from exchange.protocol import FrameDecoder, encode, encode_batch
+from exchange.protocol.codec import (
+    encode,
+    encode_batch,
+    gateway_message_decoder,
+    marketdata_message_decoder,
+)
 from exchange.protocol.messages import (
-    Account,
-    AccountUpdate,
     CancelAllDone,
-    CancelReject,
     Error,
-    ExecutionReport,
     LoggedIn,
     Login,
-    MarketDataMessage,
-    Orders,
     Pong,
     Register,
     Registered,
@@ -56,21 +55,6 @@ from exchange.protocol.messages import (
 )
 
 log = structlog.get_logger()
-
-GatewayMessage = (
-    LoggedIn
-    | Registered
-    | Pong
-    | Error
-    | ExecutionReport
-    | CancelReject
-    | CancelAllDone
-    | AccountUpdate
-    | Account
-    | Orders
-)
-_gateway_decoder: FrameDecoder[Any] = FrameDecoder(GatewayMessage)
-_marketdata_decoder: FrameDecoder[Any] = FrameDecoder(MarketDataMessage)
 
 STOP_GRACE_S = 2.0
 """How long shutdown waits for ``cancel_all_done`` before closing anyway."""
@@ -95,6 +79,17 @@ def _connect(url: str) -> Any:
     return connect(
         url, compression=None, open_timeout=5, close_timeout=1, max_size=2**22, proxy=None
     )
+
+
+async def _frames(ws: ClientConnection) -> AsyncIterator[bytes]:
+    """The messages of ``ws`` as they arrived, in bytes (text frames are not decoded to
+    ``str``: msgspec reads and checks UTF-8 bytes itself); ends at a normal close, raises
+    ``ConnectionClosedError`` otherwise, as iterating the connection does."""
+    try:
+        while True:
+            yield await ws.recv(decode=False)
+    except ConnectionClosedOK:
+        return
 
 
 class BotRunner:
@@ -159,7 +154,7 @@ class BotRunner:
         closed = asyncio.ensure_future(gateway.wait_closed())
         problem = "TimeoutError"
         try:
-            await gateway.send(encode_batch(list(requests)).decode())
+            await gateway.send(encode_batch(list(requests)), text=True)
             await asyncio.wait([done, closed], timeout=STOP_GRACE_S, return_when=FIRST_COMPLETED)
         except (ConnectionClosed, OSError) as exc:
             problem = type(exc).__name__
@@ -228,9 +223,9 @@ class BotRunner:
             hello: Any = Login(api_key=self.api_key, cancel_on_disconnect=True)
         else:
             hello = Register(account=self.settings.account, cash=self.settings.register_cash)
-        await ws.send(encode(hello).decode())
-        async for frame in ws:
-            messages, _ = _gateway_decoder.decode_frame(frame)
+        await ws.send(encode(hello), text=True)
+        async for frame in _frames(ws):
+            messages, _ = gateway_message_decoder.decode_frame(frame)
             for message in messages:
                 await self._on_gateway(ws, message)
             self._wake.set()
@@ -251,7 +246,7 @@ class BotRunner:
                 self._orders_at_risk = isinstance(message, Registered)
                 resync = self.driver.login(message.limits, now)
                 log.info("logged_in", account=message.account, limits=str(message.limits))
-                await ws.send(encode_batch(list(resync)).decode())
+                await ws.send(encode_batch(list(resync)), text=True)
             case Error(code="auth_failed" | "account_exists" | "register_disabled"):
                 raise FatalError(f"{message.code}: {message.text}")
             case Error(code="not_logged_in" | "engine_unavailable"):
@@ -282,7 +277,7 @@ class BotRunner:
                 batch = self.driver.take_requests(now)
                 if batch:
                     try:
-                        await ws.send(encode_batch(list(batch)).decode())
+                        await ws.send(encode_batch(list(batch)), text=True)
                     except ConnectionClosed:
                         break
                 delay = self.driver.send_delay(self._clock())
@@ -297,11 +292,10 @@ class BotRunner:
         channels = ["instruments"]
         for symbol in symbols:
             channels += [f"book.{symbol}", f"trades.{symbol}"]
-        await ws.send(
-            encode(Subscribe(channels=channels, depth=self.settings.depth, req_id="bot")).decode()
-        )
-        async for frame in ws:
-            messages, _ = _marketdata_decoder.decode_frame(frame)
+        subscribe = Subscribe(channels=channels, depth=self.settings.depth, req_id="bot")
+        await ws.send(encode(subscribe), text=True)
+        async for frame in _frames(ws):
+            messages, _ = marketdata_message_decoder.decode_frame(frame)
             resubscribe: list[str] = []
             now = self._clock()
             for message in messages:
@@ -312,10 +306,9 @@ class BotRunner:
             if resubscribe:
                 book_channels = [f"book.{s}" for s in resubscribe]
                 log.info("resubscribe", channels=book_channels)
-                await ws.send(encode(Unsubscribe(channels=book_channels)).decode())
-                await ws.send(
-                    encode(Subscribe(channels=book_channels, depth=self.settings.depth)).decode()
-                )
+                await ws.send(encode(Unsubscribe(channels=book_channels)), text=True)
+                resubscribe_books = Subscribe(channels=book_channels, depth=self.settings.depth)
+                await ws.send(encode(resubscribe_books), text=True)
             self._wake.set()
 
     # ------------------------------------------------------------------ timers

@@ -33,6 +33,7 @@ from typing import Any, Protocol
 import msgspec
 
 from exchange.protocol.bounds import order_problem
+from exchange.protocol.codec import encode, login_answer_decoder
 from exchange.protocol.internal import Authenticate, Query, RegisterAccount, Submit
 from exchange.protocol.messages import (
     AmendOrder,
@@ -55,9 +56,6 @@ from gateway.metrics import GatewayStats
 from gateway.ratelimit import RateLimiter
 from gateway.routing import Router
 from gateway.sessions import Session, SessionRegistry, Slot
-
-_encode = msgspec.json.Encoder().encode
-_login_answer_decoder = msgspec.json.Decoder(LoggedIn | Registered | Error)
 
 UNAVAILABLE_TEXT = "the engine is unavailable; try again shortly"
 STOPPING_TEXT = "the gateway is shutting down: only cancels are accepted"
@@ -121,7 +119,7 @@ class Dispatcher:
             return None
         stats.requests[_NAMES.get(kind, "other")] += 1
         if kind is Ping:
-            session.replies.ready([_encode(Pong(ts=self.wall_clock(), req_id=message.req_id))])
+            session.replies.ready([encode(Pong(ts=self.wall_clock(), req_id=message.req_id))])
             return None
         if kind is Login or kind is Register:
             return self._log_in(session, message)
@@ -165,7 +163,7 @@ class Dispatcher:
     def invalid(self, session: Session, problem: Error) -> None:
         """Answer an invalid message and count it against the session's flood guard."""
         self.stats.requests["invalid"] += 1
-        session.replies.ready([_encode(problem)])
+        session.replies.ready([encode(problem)])
         if session.flood.hit(self.monotonic()):
             session.flooded = True
 
@@ -348,14 +346,14 @@ class _LogIn:
         session = self.session
         message = self.message
         dispatcher = self.dispatcher
-        answer = _login_answer_decoder.decode(messages[0]) if messages else None
+        answer = login_answer_decoder.decode(messages[0]) if messages else None
         direct: list[bytes]
         if type(answer) is LoggedIn and type(message) is Login:
             if not session.closed:
                 dispatcher.log_in(
                     session, answer.account, answer.limits, message.cancel_on_disconnect
                 )
-            direct = [_encode(msgspec.structs.replace(answer, req_id=message.req_id))]
+            direct = [encode(msgspec.structs.replace(answer, req_id=message.req_id))]
         elif type(answer) is Registered:
             if not session.closed:
                 dispatcher.log_in(session, answer.account, answer.limits, False)
@@ -364,7 +362,7 @@ class _LogIn:
             if answer.code == "auth_failed":
                 dispatcher.stats.rejected["auth_failed"] += 1
             direct = [
-                _encode(msgspec.structs.replace(answer, ref=ref_of(message), req_id=message.req_id))
+                encode(msgspec.structs.replace(answer, ref=ref_of(message), req_id=message.req_id))
             ]
         else:
             text = "unexpected answer from the engine"
@@ -394,7 +392,7 @@ class _Authenticate:
         return Authenticate(id=envelope_id, api_key=self.api_key)
 
     def on_reply(self, messages: list[msgspec.Raw]) -> None:
-        answer = _login_answer_decoder.decode(messages[0]) if messages else None
+        answer = login_answer_decoder.decode(messages[0]) if messages else None
         if type(answer) is not LoggedIn and type(answer) is not Error:
             answer = Error(code="internal_error", text="unexpected answer from the engine")
         if not self.done.done():

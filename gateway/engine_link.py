@@ -25,14 +25,13 @@ import structlog
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
+from exchange.protocol.codec import encode, engine_frame_decoder
+from exchange.protocol.internal import EngineReply
 from exchange.service.outbox import Outbox
 from gateway.dispatch import Pending
 from gateway.metrics import GatewayStats
-from gateway.routing import Reply, engine_frame_decoder
 
 log = structlog.get_logger("gateway.engine_link")
-
-_encode = msgspec.json.Encoder().encode
 
 SEND_BUFFER_LIMIT = 256 * 1024 * 1024
 """Unsent bytes to the engine before the link is dropped (the engine is stuck)."""
@@ -144,7 +143,7 @@ class EngineLink:
         envelope_id = self._next_id
         self._next_id = envelope_id + 1
         self._pending[envelope_id] = (pending, time.perf_counter())
-        outbox.put(_encode(pending.envelope(envelope_id)))
+        outbox.put(encode(pending.envelope(envelope_id)))
 
     def _fail_pending(self) -> None:
         pending = self._pending
@@ -245,7 +244,7 @@ class EngineLink:
         now = time.perf_counter()
         for item in items:
             try:
-                if type(item) is Reply:
+                if isinstance(item, EngineReply):
                     entry = pending.pop(item.id, None)
                     if entry is None:
                         continue

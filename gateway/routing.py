@@ -5,12 +5,16 @@ The engine's frames to a gateway are JSON arrays of ``reply`` (answer to one env
 (``msgspec.Raw``): only a small header (``type``, ``account``, ``req_id``) is decoded to route,
 and the bytes are forwarded unchanged.
 
-Rules (PROTOCOL §3):
+Rules (PROTOCOL §3; the first is ``exchange.protocol.internal.fans_out``, which the engine's
+publisher applies too):
 
 - ``execution_report`` and ``account_update`` go to every session of their account;
 - everything else in a reply (``cancel_reject``, ``cancel_all_done``, ``account``, ``orders``,
   ``error``, ``logged_in``, ``registered``) goes only to the requesting session;
 - in a push only execution reports and account updates are used.
+
+The frame shapes (``EngineReply``, ``EnginePush``, ``RoutingHeader``) and their decoders are
+in ``exchange.protocol`` (``internal``, ``codec``).
 
 A copy for a session other than the requester never echoes the requester's ``req_id``: it is
 re-encoded with ``req_id`` null (rare: only when one account has several sessions).
@@ -20,41 +24,15 @@ from __future__ import annotations
 
 import msgspec
 
-from exchange.protocol.messages import AccountUpdate, ExecutionReport
+from exchange.protocol.codec import encode, private_event_decoder, routing_header_decoder
+from exchange.protocol.internal import RoutingHeader, fans_out
 from gateway.sessions import Session, SessionRegistry
 
 
-class Reply(msgspec.Struct, frozen=True, tag_field="type", tag="reply"):
-    id: int
-    messages: list[msgspec.Raw]
-
-
-class Push(msgspec.Struct, frozen=True, tag_field="type", tag="push"):
-    events: list[msgspec.Raw]
-
-
-class Header(msgspec.Struct, frozen=True):
-    """The fields routing looks at; every other field is skipped by the decoder."""
-
-    type: str
-    account: str | None = None
-    req_id: str | int | None = None
-    code: str | None = None
-
-
-engine_frame_decoder = msgspec.json.Decoder(list[Reply | Push] | Reply | Push)
-"""Decodes one frame from the engine's command port."""
-header_decoder = msgspec.json.Decoder(Header)
-_event_decoder = msgspec.json.Decoder(ExecutionReport | AccountUpdate)
-_encode = msgspec.json.Encoder().encode
-
-_FANOUT = frozenset({"execution_report", "account_update"})
-
-
 def without_req_id(data: bytes) -> bytes:
-    """``data`` (an encoded execution report) with ``req_id`` null."""
-    event = _event_decoder.decode(data)
-    return _encode(msgspec.structs.replace(event, req_id=None))
+    """``data`` (an encoded execution report or account update) with ``req_id`` null."""
+    event = private_event_decoder.decode(data)
+    return encode(msgspec.structs.replace(event, req_id=None))
 
 
 class Router:
@@ -75,8 +53,8 @@ class Router:
         registry = self._registry
         for raw in messages:
             data = bytes(raw)
-            header = header_decoder.decode(data)
-            if header.type in _FANOUT and header.account is not None:
+            header = routing_header_decoder.decode(data)
+            if header.account is not None and fans_out(header.type):
                 owner = header.account
                 if owner == account:
                     direct.append(data)
@@ -94,13 +72,13 @@ class Router:
         registry = self._registry
         for raw in events:
             data = bytes(raw)
-            header = header_decoder.decode(data)
-            if header.type in _FANOUT and header.account is not None:
+            header = routing_header_decoder.decode(data)
+            if header.account is not None and fans_out(header.type):
                 sessions = registry.of(header.account)
                 if sessions:
                     self._fan_out(sessions, data, header)
 
-    def _fan_out(self, sessions: list[Session], data: bytes, header: Header) -> None:
+    def _fan_out(self, sessions: list[Session], data: bytes, header: RoutingHeader) -> None:
         if header.req_id is not None:
             data = without_req_id(data)
         for session in sessions:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import weakref
 from urllib.parse import parse_qs, urlsplit
 
@@ -42,9 +41,9 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
-from exchange.protocol.codec import request_decoder
+from exchange.protocol.codec import encode, http_error_body, request_decoder
 from exchange.protocol.config import SystemConfig
-from exchange.protocol.messages import AmendOrder, Error, LoggedIn, NewOrder
+from exchange.protocol.messages import AmendOrder, Error, ErrorCode, LoggedIn, NewOrder
 from exchange.service.http import http_handler, response
 from exchange.service.outbox import Outbox
 from gateway.dispatch import Dispatcher
@@ -53,8 +52,6 @@ from gateway.metrics import GatewayStats
 from gateway.sessions import FloodGuard, Session, SessionRegistry
 
 log = structlog.get_logger("gateway")
-
-_encode = msgspec.json.Encoder().encode
 
 SESSION_BUFFER_LIMIT = 8 * 1024 * 1024
 """Unsent bytes for one client before it is closed 1013."""
@@ -262,12 +259,12 @@ class GatewayApp:
         if login is not None:
             answer, cancel_on_disconnect = login
             dispatcher.log_in(session, answer.account, answer.limits, cancel_on_disconnect)
-            session.deliver(_encode(answer))
+            session.deliver(encode(answer))
         try:
             async for frame in ws:
                 if type(frame) is bytes:
                     dispatcher.invalid(session, _BINARY_FRAME)
-                else:
+                else:  # str: websockets checked its UTF-8; msgspec reads it as it is
                     messages, _ = request_decoder.decode_frame(frame)
                     for message in messages:
                         if (
@@ -296,6 +293,5 @@ class GatewayApp:
             writer.cancel()
 
 
-def _json_response(status: int, code: str, text: str) -> Response:
-    body = json.dumps({"type": "error", "code": code, "text": text, "ref": None}).encode()
-    return response(status, body, "application/json")
+def _json_response(status: int, code: ErrorCode, text: str) -> Response:
+    return response(status, http_error_body(code, text), "application/json")

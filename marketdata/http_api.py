@@ -14,16 +14,16 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote
 
-from exchange.protocol.codec import encode
-from exchange.protocol.messages import Instruments, Trades
+from exchange.protocol.codec import encode, http_error_body
+from exchange.protocol.messages import ErrorCode, Instruments, Trades
 from marketdata.feed import DEFAULT_DEPTH, MAX_DEPTH, MarketFeed
 
 PREFIX = "/api/v1/"
 DEFAULT_TRADES_LIMIT = 100
 
 
-def _error(status: int, code: str, text: str) -> tuple[int, bytes]:
-    return status, encode({"type": "error", "code": code, "text": text, "ref": None})
+def _error(status: int, code: ErrorCode, text: str) -> tuple[int, bytes]:
+    return status, http_error_body(code, text)
 
 
 def _int_param(

@@ -5,20 +5,12 @@ touch the state without locks; the screen renders it on its own timer.
 
 from __future__ import annotations
 
-from typing import Any
-
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from exchange.protocol import FrameDecoder, encode
-from exchange.protocol.messages import (
-    MarketDataMessage,
-    Subscribe,
-    Unsubscribe,
-)
+from exchange.protocol.codec import encode, marketdata_message_decoder
+from exchange.protocol.messages import Subscribe, Unsubscribe
 from monitor.state import Connected, Connecting, Disconnected, MonitorState, reduce, take_resync
-
-decoder: FrameDecoder[Any] = FrameDecoder(MarketDataMessage)
 
 MAX_BACKOFF_S = 3.0
 
@@ -46,16 +38,16 @@ async def run_feed(url: str, token: str | None, state: MonitorState, depth: int 
                 reduce(state, Connected(url))
                 attempt = 0
                 subscribe = Subscribe(channels=channels(token), depth=depth, token=token)
-                await ws.send(encode(subscribe).decode())
-                async for frame in ws:
-                    messages, _ = decoder.decode_frame(frame)
+                await ws.send(encode(subscribe), text=True)
+                async for frame in ws:  # str: msgspec reads it directly
+                    messages, _ = marketdata_message_decoder.decode_frame(frame)
                     for message in messages:
                         reduce(state, message)
                     stale = take_resync(state)
                     if stale:
                         books = [f"book.{s}" for s in stale]
-                        await ws.send(encode(Unsubscribe(channels=books)).decode())
-                        await ws.send(encode(Subscribe(channels=books, depth=depth)).decode())
+                        await ws.send(encode(Unsubscribe(channels=books)), text=True)
+                        await ws.send(encode(Subscribe(channels=books, depth=depth)), text=True)
             reduce(state, Disconnected("the relay closed the connection"))
         except InvalidURI as exc:
             reduce(state, Disconnected(f"bad URL: {exc}"))

@@ -12,7 +12,6 @@ account whose cash or position changed.
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from typing import Any, Literal
 
@@ -46,9 +45,9 @@ from exchange.protocol.messages import (
     Revalue,
     Side,
 )
+from exchange.protocol.names import ACCOUNT_NAME, ACCOUNT_NAME_TEXT
 
 _NO_LIMIT_BUY = 1 << 62
-_ACCOUNT_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 def _fee(notional: int, rate: int) -> int:
@@ -1042,8 +1041,8 @@ class Exchange:
         if cmd.api_key is not None and cmd.api_key in self._api_keys:
             self._error(cmd, "api key already in use")
             return
-        if not _ACCOUNT_NAME.fullmatch(cmd.account):
-            self._error(cmd, "account names are 1-64 letters, digits, '_', '-' or '.'")
+        if not ACCOUNT_NAME.fullmatch(cmd.account):
+            self._error(cmd, ACCOUNT_NAME_TEXT)
             return
         if not cmd.cash >= 0:
             self._error(cmd, "an account needs cash >= 0")

@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import re
 import secrets
 import time
 from typing import Any
 
-import msgspec
 import structlog
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
@@ -42,11 +40,10 @@ from exchange.engine.metrics import EngineStats
 from exchange.engine.publisher import GatewayPeer, Publisher
 from exchange.engine.sequencer import Sequencer
 from exchange.protocol.bounds import order_problem
-from exchange.protocol.codec import FrameDecoder
+from exchange.protocol.codec import encode, envelope_decoder, json_object, split_frame
 from exchange.protocol.config import SystemConfig
 from exchange.protocol.internal import (
     Authenticate,
-    GatewayToEngine,
     Query,
     RegisterAccount,
     Submit,
@@ -62,18 +59,11 @@ from exchange.protocol.messages import (
     Orders,
     Registered,
 )
+from exchange.protocol.names import ACCOUNT_NAME_TEXT, valid_account_name
 from exchange.protocol.replies import error, rejection
 from exchange.service.outbox import Outbox
 
 log = structlog.get_logger("engine.command_port")
-
-_encode = msgspec.json.Encoder().encode
-_envelope_decoder: FrameDecoder[GatewayToEngine] = FrameDecoder(GatewayToEngine)
-_any_decoder = msgspec.json.Decoder()
-_raw_list_decoder = msgspec.json.Decoder(list[msgspec.Raw])
-
-ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,31}")
-"""Names a ``register`` request may choose: 1-32 of letters, digits, ``_ . -``."""
 
 
 class CommandPort:
@@ -152,9 +142,9 @@ class CommandPort:
         """Handle every envelope of ``frame`` in order and stage their replies."""
         stats = self._stats
         perf = time.perf_counter
-        for raw in _split(frame):
+        for raw in split_frame(frame):  # a frame that does not split is one bad envelope
             started = perf()
-            envelope = _envelope_decoder.decode_one(raw)
+            envelope = envelope_decoder.decode_one(raw)
             kind = type(envelope)
             if kind is Error:
                 self._bad_envelope(peer, envelope, raw)  # type: ignore[arg-type]
@@ -210,7 +200,7 @@ class CommandPort:
                 req_id=request.req_id,
                 seq=core.last_seq,
             )
-        return [_encode(reply)]
+        return [encode(reply)]
 
     def limits(self, account: str) -> Limits:
         """The limits ``logged_in`` / ``registered`` announce for ``account``."""
@@ -225,14 +215,14 @@ class CommandPort:
     def _authenticate(self, envelope: Authenticate) -> list[bytes]:
         account = self._core.account_for_key(envelope.api_key)
         if account is None:
-            return [_encode(Error(code="auth_failed", text="invalid API key", ref=None))]
-        return [_encode(LoggedIn(account=account, limits=self.limits(account)))]
+            return [encode(Error(code="auth_failed", text="invalid API key", ref=None))]
+        return [encode(LoggedIn(account=account, limits=self.limits(account)))]
 
     def _register(self, peer: GatewayPeer, envelope: RegisterAccount) -> list[bytes]:
         req_id = envelope.req_id
         if not self._allow_register:
             return [
-                _encode(
+                encode(
                     Error(
                         code="register_disabled",
                         text="registration is disabled",
@@ -242,16 +232,16 @@ class CommandPort:
                 )
             ]
         name = envelope.account
-        if not ACCOUNT_NAME.fullmatch(name):
-            text = "account names are 1-32 letters, digits, '_', '.', '-', starting alphanumeric"
-            return [_encode(Error(code="invalid_message", text=text, ref=req_id, req_id=req_id))]
+        if not valid_account_name(name):
+            text = ACCOUNT_NAME_TEXT
+            return [encode(Error(code="invalid_message", text=text, ref=req_id, req_id=req_id))]
         cash = envelope.cash
         if not 0 < cash <= self._register_cash:
             text = f"cash must be > 0 and <= {self._register_cash:g}"
-            return [_encode(Error(code="invalid_message", text=text, ref=req_id, req_id=req_id))]
+            return [encode(Error(code="invalid_message", text=text, ref=req_id, req_id=req_id))]
         if self._core.account(name) is not None:
             return [
-                _encode(
+                encode(
                     Error(
                         code="account_exists",
                         text=f"account {name!r} exists",
@@ -270,7 +260,7 @@ class CommandPort:
         registered = Registered(
             account=name, api_key=api_key, limits=self.limits(name), req_id=req_id
         )
-        return [_encode(registered), *messages]
+        return [encode(registered), *messages]
 
     def _bad_envelope(self, peer: GatewayPeer, error: Error, raw: bytes) -> None:
         """Answer an undecodable envelope if its id can be found; count it either way."""
@@ -278,24 +268,12 @@ class CommandPort:
         log.warning("bad_envelope", gateway=peer.name, error=error.text)
         envelope_id = _find_id(raw)
         if envelope_id is not None:
-            self._publisher.stage_reply(peer, envelope_id, [_encode(error)])
-
-
-def _split(frame: bytes) -> list[bytes]:
-    """The envelopes of a frame: the members of a JSON array, else the frame itself."""
-    if frame.lstrip()[:1] != b"[":
-        return [frame]
-    try:
-        return [bytes(member) for member in _raw_list_decoder.decode(frame)]
-    except (msgspec.DecodeError, RecursionError):  # answered as one bad envelope
-        return [frame]
+            self._publisher.stage_reply(peer, envelope_id, [encode(error)])
 
 
 def _find_id(raw: bytes) -> int | None:
-    try:
-        value = _any_decoder.decode(raw)
-    except (msgspec.DecodeError, RecursionError):
-        return None
-    if isinstance(value, dict) and type(value.get("id")) is int:
-        return value["id"]
+    """The ``id`` of an envelope that did not decode, if it has one. Never raises."""
+    value = json_object(raw)
+    if value is not None and type(value.get("id")) is int:
+        return int(value["id"])
     return None

@@ -33,19 +33,16 @@ from exchange.engine.durability import Durability
 from exchange.engine.history import EventHistory
 from exchange.engine.metrics import EngineStats
 from exchange.engine.publisher import Publisher, Subscriber
+from exchange.protocol.codec import encode, stream_request_decoder
 from exchange.protocol.internal import (
     BookState,
     EngineHeartbeat,
     EngineSnapshot,
-    StreamRequest,
 )
 from exchange.protocol.messages import Error
 from exchange.service.outbox import Outbox
 
 log = structlog.get_logger("engine.event_port")
-
-_encode = msgspec.json.Encoder().encode
-_request_decoder = msgspec.json.Decoder(StreamRequest)
 
 REPLAY_CHUNK_EVENTS = 2000
 """Events per frame while replaying history."""
@@ -79,7 +76,7 @@ def build_snapshot(core: Exchange, ts: int) -> bytes:
         books=books,
         accounts=[account.view(ts, seq) for account in core.accounts()],
     )
-    return _encode(snapshot)
+    return encode(snapshot)
 
 
 class EventPort:
@@ -119,10 +116,10 @@ class EventPort:
     async def _serve(self, ws: ServerConnection, name: str) -> None:
         first = await ws.recv(decode=False)
         try:
-            request = _request_decoder.decode(first)
+            request = stream_request_decoder.decode(first)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             error = Error(code="invalid_message", text=str(exc), ref=None)
-            await ws.send(_encode(error), text=True)
+            await ws.send(encode(error), text=True)
             await ws.close(1008, "expected a stream request")
             return
 
@@ -209,5 +206,5 @@ class EventPort:
             seq = subscriber.released_seq
             frame = frames.get(seq)
             if frame is None:
-                frame = frames[seq] = _encode(EngineHeartbeat(ts=ts, last_seq=seq))
+                frame = frames[seq] = encode(EngineHeartbeat(ts=ts, last_seq=seq))
             subscriber.outbox.put_frame(frame)

@@ -7,10 +7,11 @@ What goes where:
 - the private messages of a gateway's command -> that gateway, inside the ``EngineReply`` for
   the envelope (all of them, whichever account they belong to, plus ``error``s);
 - execution reports and account updates -> also every *other* gateway as ``EnginePush``
-  (the same account may be logged in there; fills of resting orders belong to accounts that
-  may live anywhere). ``cancel_reject`` / ``cancel_all_done`` only ever interest the
-  requesting session, so they are not pushed. Timer commands (revalue) have no origin: their
-  account updates are pushed to every gateway.
+  (the rule is ``exchange.protocol.internal.fans_out``; the same account may be logged in
+  there; fills of resting orders belong to accounts that may live anywhere); the frames are
+  built by ``codec.encode_reply`` / ``encode_push``. ``cancel_reject`` / ``cancel_all_done``
+  only ever interest the requesting session, so they are not pushed. Timer commands (revalue)
+  have no origin: their account updates are pushed to every gateway.
 
 Staging and release: results are staged while commands run; the first staged item schedules
 ``flush`` with ``call_soon``, and the command port calls ``release_now`` after each frame it
@@ -34,12 +35,12 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
-
 from exchange.engine.group_commit import Committer, ImmediateCommit
 from exchange.engine.history import EventHistory
 from exchange.engine.metrics import EngineStats
 from exchange.engine.sequencer import Sequencer
+from exchange.protocol.codec import encode, encode_push, encode_reply
+from exchange.protocol.internal import fans_out
 from exchange.protocol.messages import (
     AccountUpdate,
     CancelAllDone,
@@ -50,7 +51,12 @@ from exchange.protocol.messages import (
 )
 from exchange.service.outbox import Outbox
 
-_encode = msgspec.json.Encoder().encode
+_PUSHED = frozenset(
+    kind
+    for kind in (ExecutionReport, AccountUpdate, CancelReject, CancelAllDone)
+    if fans_out(str(kind.__struct_config__.tag))
+)
+"""The private events pushed to every other gateway too (``internal.fans_out``)."""
 
 
 class GatewayPeer:
@@ -69,9 +75,7 @@ class GatewayPeer:
         """Stage the ``EngineReply`` for ``envelope_id`` (``messages`` already encoded)."""
         if self._push is not None:
             self._close_push()
-        self._staged.append(
-            b'{"type":"reply","id":%d,"messages":[%b]}' % (envelope_id, b",".join(messages))
-        )
+        self._staged.append(encode_reply(envelope_id, messages))
 
     def stage_push(self, events: list[bytes]) -> None:
         """Stage private events for an ``EnginePush`` (runs of pushes merge into one)."""
@@ -83,7 +87,7 @@ class GatewayPeer:
     def _close_push(self) -> None:
         events = self._push or []
         self._push = None
-        self._staged.append(b'{"type":"push","events":[%b]}' % b",".join(events))
+        self._staged.append(encode_push(events))
 
     def take(self) -> list[bytes]:
         """Everything staged, in staging order (to be handed to the outbox as one frame)."""
@@ -209,10 +213,11 @@ class Publisher:
         staged = self._staged
         reply: list[bytes] = []
         push: list[bytes] = []
+        pushed = _PUSHED
         count = 0
         for event in events:
             kind = type(event)
-            data = _encode(event)
+            data = encode(event)
             if kind is Error:
                 reply.append(data)
                 continue
@@ -220,9 +225,10 @@ class Publisher:
                 self._staged_first = event.seq
             staged.append(data)
             count += 1
+            if kind in pushed:
+                push.append(data)
             if kind is ExecutionReport:
                 reply.append(data)
-                push.append(data)
                 exec_type = event.exec_type
                 if exec_type == "new":
                     stats.orders += 1
@@ -230,7 +236,6 @@ class Publisher:
                     stats.rejects[event.reject_reason or "none"] += 1
             elif kind is AccountUpdate:
                 reply.append(data)
-                push.append(data)
             elif kind is Fill:
                 stats.trades += 1
             elif kind is CancelReject:

@@ -19,8 +19,6 @@ order. An ``EngineHeartbeat`` (``last_seq``) arrives every second when nothing e
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
 from exchange.protocol.messages import (
@@ -76,17 +74,45 @@ GatewayToEngine = Submit | Authenticate | RegisterAccount | Query
 
 
 class EngineReply(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="reply"):
-    """Everything the envelope ``id`` caused that its requester must see, in order."""
+    """Everything the envelope ``id`` caused that its requester must see, in order.
+
+    The messages stay as the engine encoded them (``msgspec.Raw``): a gateway routes them by
+    their ``RoutingHeader`` and forwards the bytes. The engine builds these frames with
+    ``codec.encode_reply`` (the same shape, without building a Struct per reply)."""
 
     id: int
-    messages: list[Any]
+    messages: list[msgspec.Raw]
 
 
 class EnginePush(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="push"):
     """Private events caused by another gateway's request (fills of resting orders,
-    liquidations, mark-to-market account updates)."""
+    liquidations, mark-to-market account updates); built with ``codec.encode_push``."""
 
-    events: list[Any]
+    events: list[msgspec.Raw]
+
+
+class RoutingHeader(msgspec.Struct, frozen=True, gc=False):
+    """The fields of a private message a gateway routes by; the decoder skips every other."""
+
+    type: str
+    account: str | None = None
+    req_id: str | int | None = None
+    code: str | None = None
+
+
+_FAN_OUT = frozenset({"execution_report", "account_update"})
+
+
+def fans_out(message_type: str) -> bool:
+    """Whether a private message whose ``type`` is ``message_type`` goes to every session of
+    its ``account`` (execution reports and account updates: the account may be logged in on
+    several sessions and gateways) rather than only to the session whose request caused it
+    (``cancel_reject``, ``cancel_all_done``, ``account``, ``orders``, ``error``, ``logged_in``,
+    ``registered``).
+
+    The engine pushes the first kind to every other gateway; a gateway delivers them to every
+    session of the account. Never raises."""
+    return message_type in _FAN_OUT
 
 
 class StreamRequest(

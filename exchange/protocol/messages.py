@@ -30,26 +30,6 @@ RequestId = str | RequestInt | None
 OrderId = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 """An order id in a request: the engine's ids are positive 64-bit integers."""
 
-REJECT_REASONS: tuple[str, ...] = (
-    "unknown_symbol",
-    "invalid_price",
-    "invalid_qty",
-    "price_band",
-    "max_order_qty",
-    "insufficient_margin",
-    "max_position",
-    "max_open_orders",
-    "rate_limited",
-    "post_only_would_cross",
-    "fok_unfilled",
-    "no_liquidity",
-    "duplicate_client_order_id",
-    "unknown_order",
-    "too_late",
-    "self_trade",
-    "account_liquidating",
-    "engine_unavailable",
-)
 RejectReason = Literal[
     "unknown_symbol",
     "invalid_price",
@@ -228,6 +208,12 @@ class Error(_Server, frozen=True, tag="error"):
     req_id: RequestId = None
 
 
+def ref_for(client_order_id: str | int | None, req_id: RequestId) -> RequestId:
+    """The ``ref`` of an ``error`` about a request: its ``client_order_id``, else its
+    ``req_id`` (None when it has neither). The one statement of the rule."""
+    return req_id if client_order_id is None else client_order_id
+
+
 class ExecutionReport(_Server, frozen=True, tag="execution_report"):
     """One order transition (FIX semantics). ``account`` names the owner, as FIX tag 1 does."""
 
@@ -350,6 +336,21 @@ class Orders(_Server, frozen=True, tag="orders"):
     symbol: str | None = None
     req_id: RequestId = None
     seq: int | None = None
+
+
+GatewayMessage = (
+    LoggedIn
+    | Registered
+    | Pong
+    | Error
+    | ExecutionReport
+    | CancelReject
+    | CancelAllDone
+    | AccountUpdate
+    | Account
+    | Orders
+)
+"""What the gateway sends its clients."""
 
 
 # --------------------------------------------------------------------------- market data

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
-
 from exchange.protocol.bounds import echo_int
+from exchange.protocol.codec import encode as _encode
 from exchange.protocol.messages import (
     AmendOrder,
     CancelOrder,
@@ -27,17 +26,13 @@ from exchange.protocol.messages import (
     ExecutionReport,
     NewOrder,
     RejectReason,
+    ref_for,
 )
-
-_encode = msgspec.json.Encoder().encode
 
 
 def ref_of(message: Any) -> str | int | None:
-    """The ``ref`` an error about ``message`` carries."""
-    client_order_id = getattr(message, "client_order_id", None)
-    if client_order_id is not None:
-        return client_order_id
-    return getattr(message, "req_id", None)
+    """The ``ref`` an error about ``message`` carries (``messages.ref_for``)."""
+    return ref_for(getattr(message, "client_order_id", None), getattr(message, "req_id", None))
 
 
 def error(

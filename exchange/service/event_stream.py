@@ -30,12 +30,8 @@ import structlog
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from exchange.protocol.codec import encode, engine_event_decoder
+from exchange.protocol.codec import encode, engine_event_decoder, stream_control_decoder
 from exchange.protocol.internal import EngineHeartbeat, EngineSnapshot, StreamRequest
-
-_control_decoder: msgspec.json.Decoder[EngineSnapshot | EngineHeartbeat] = msgspec.json.Decoder(
-    EngineSnapshot | EngineHeartbeat
-)
 
 
 class StreamGap(Exception):
@@ -152,7 +148,7 @@ class EventStream:
                     self._deliver(events)
                     self._check_resubscribe()
                 continue
-            control = _control_decoder.decode(frame)
+            control = stream_control_decoder.decode(frame)
             if isinstance(control, EngineSnapshot):
                 expecting_snapshot = False
                 self.snapshots += 1

@@ -16,6 +16,8 @@ from websockets.asyncio.server import ServerConnection
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from exchange.protocol.codec import http_error_body
+
 JsonRoute = Callable[[str, dict[str, list[str]]], tuple[int, bytes] | None]
 """Given the path and query, return (status, JSON body) or None when the path is not its."""
 
@@ -54,10 +56,6 @@ def http_handler(
             answer = route(parts.path, query)
             if answer is not None:
                 return response(answer[0], answer[1], "application/json")
-        return response(
-            404,
-            b'{"type":"error","code":"not_found","text":"no such path","ref":null}',
-            "application/json",
-        )
+        return response(404, http_error_body("not_found", "no such path"), "application/json")
 
     return process_request

@@ -6,7 +6,6 @@ from typing import Any
 
 from bots.api import Book, Context, Intents, LimitOrder, Strategy
 from bots.driver import BotDriver
-from bots.ratelimit import TokenBucket
 from exchange.protocol.messages import (
     Account,
     BookSnapshot,
@@ -24,6 +23,7 @@ from exchange.protocol.messages import (
     Orders,
     Trade,
 )
+from exchange.protocol.ratelimit import TokenBucket
 
 LIMITS = Limits(orders_per_second=10.0, burst=10, max_open_orders=3)
 INFO = InstrumentInfo(

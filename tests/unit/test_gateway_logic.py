@@ -10,7 +10,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from exchange.protocol.codec import request_decoder
+from exchange.protocol.codec import engine_frame_decoder, request_decoder
 from exchange.protocol.messages import (
     AccountUpdate,
     AmendOrder,
@@ -22,11 +22,12 @@ from exchange.protocol.messages import (
     Limits,
     NewOrder,
 )
+from exchange.protocol.ratelimit import TokenBucket
 from exchange.protocol.replies import ref_of, rejection
 from gateway.dispatch import Dispatcher, Pending
 from gateway.metrics import GatewayStats
-from gateway.ratelimit import RateLimiter, TokenBucket
-from gateway.routing import Router, engine_frame_decoder
+from gateway.ratelimit import RateLimiter
+from gateway.routing import Router
 from gateway.sessions import FloodGuard, ReplyQueue, Session, SessionRegistry
 
 LIMITS = Limits(orders_per_second=10.0, burst=2, max_open_orders=5)
