@@ -34,7 +34,21 @@ from pathlib import Path
 from types import ModuleType
 from typing import Literal
 
-COMPILED_MODULES = ("instruments", "book", "accounts", "margin_watch", "exchange")
+COMPILED_MODULES = (
+    "instruments",
+    "book",
+    "accounts",
+    "margin_watch",
+    "done",
+    "reports",
+    "venue",
+    "orders",
+    "matching",
+    "risk",
+    "liquidation",
+    "publication",
+    "exchange",
+)
 """The core's hot modules that ``scripts/build_native`` compiles (the rest stay Python)."""
 
 RUNTIME = "_native__mypyc"

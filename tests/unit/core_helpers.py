@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from exchange.core import AccountSpec, CoreConfig, Exchange, InstrumentSpec
+from exchange.core.invariants import violations
 from exchange.protocol.messages import (
     AccountUpdate,
     AmendOrder,
@@ -47,9 +48,12 @@ class Driver:
         self.events: list[Any] = []
 
     def send(self, account: str, command: Any) -> list[Any]:
+        """Submit ``command``; then every internal invariant must hold (``violations``)."""
         self.ts += 1
         out = self.ex.submit(account, command, self.ts)
         self.events.extend(out)
+        problems = violations(self.ex.venue)
+        assert not problems, problems
         return out
 
     def order(

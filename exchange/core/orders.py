@@ -1,0 +1,105 @@
+"""An order's life in the venue: resting in its book (with its holding's open exposure), leaving
+it, being indexed as live, ending (canceled, expired, filled) with its report and a place in
+the done-order memory.
+
+Each function changes the ``Venue`` and appends the events it causes, with the next ``seq``.
+"""
+
+from __future__ import annotations
+
+from exchange.core.book import Order
+from exchange.core.reports import order_report
+from exchange.core.venue import Venue
+from exchange.protocol.messages import ExecType, OrderStatus, RejectReason
+
+
+def report(
+    venue: Venue,
+    order: Order,
+    exec_type: ExecType,
+    status: OrderStatus,
+    req_id: str | int | None = None,
+    reason: RejectReason | None = None,
+    text: str | None = None,
+) -> None:
+    """Emit ``order``'s execution report of ``exec_type`` (no fill)."""
+    venue.seq += 1
+    venue.events.append(
+        order_report(
+            order,
+            exec_type,
+            status,
+            ts=venue.ts,
+            seq=venue.seq,
+            req_id=req_id,
+            reason=reason,
+            text=text,
+        )
+    )
+
+
+def rest(venue: Venue, order: Order) -> None:
+    """Put a live remainder in the book and account for its exposure."""
+    book = order.book
+    book.add(order)
+    venue.touched_books[book.symbol] = book
+    account = order.account
+    holding = account.holdings[book.symbol]
+    if order.is_buy:
+        holding.open_buy_qty += order.leaves
+        holding.open_buy_value += order.leaves * order.price
+    else:
+        holding.open_sell_qty += order.leaves
+        holding.open_sell_value += order.leaves * order.price
+    if order.order_id not in account.orders:
+        account.orders[order.order_id] = order
+        if order.client_order_id is not None:
+            account.by_client_id[order.client_order_id] = order
+
+
+def unrest(venue: Venue, order: Order, purge: bool = False) -> None:
+    """Take a resting order out of the book and out of its holding's exposure."""
+    book = order.book
+    book.remove(order, purge)
+    venue.touched_books[book.symbol] = book
+    holding = order.account.holdings[book.symbol]
+    if order.is_buy:
+        holding.open_buy_qty -= order.leaves
+        holding.open_buy_value -= order.leaves * order.price
+    else:
+        holding.open_sell_qty -= order.leaves
+        holding.open_sell_value -= order.leaves * order.price
+
+
+def unlist(order: Order) -> None:
+    """Forget a finished order in its account's live-order indexes."""
+    account = order.account
+    if account.orders.pop(order.order_id, None) is not None and order.client_order_id is not None:
+        account.by_client_id.pop(order.client_order_id, None)
+
+
+def remember_done(venue: Venue, order: Order, status: OrderStatus) -> None:
+    """Record a finished order in the done-order memory."""
+    venue.done.remember(order.order_id, order.account.name, status, order.client_order_id)
+
+
+def cancel_resting(
+    venue: Venue,
+    order: Order,
+    req_id: str | int | None,
+    reason: RejectReason | None,
+    text: str | None,
+) -> None:
+    """Cancel a live order: out of the book and the indexes, ``canceled`` report, remembered."""
+    unrest(venue, order)
+    unlist(order)
+    order.leaves = 0
+    report(venue, order, "canceled", "canceled", req_id, reason, text)
+    remember_done(venue, order, "canceled")
+
+
+def expire(venue: Venue, order: Order, reason: RejectReason | None, text: str | None) -> None:
+    """End an order that never rested (or whose remainder may not): ``expired`` report."""
+    order.leaves = 0
+    report(venue, order, "expired", "expired", None, reason, text)
+    remember_done(venue, order, "expired")

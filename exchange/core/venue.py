@@ -1,0 +1,93 @@
+"""The core's state, shared by its stages: books, accounts, the done-order memory, the id and
+``seq`` counters, and the tape of the command being applied (its input time, the events it has
+caused so far, the books and accounts it touched).
+
+Only ``Exchange`` creates a ``Venue``; the stages (``risk``, ``matching``, ``orders``,
+``liquidation``) read and change it, always from inside ``Exchange.submit``. Attributes are
+public so that the stages can reach them; nothing outside the core touches them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from exchange.core.accounts import AccountState
+from exchange.core.book import OrderBook
+from exchange.core.config import CoreConfig
+from exchange.core.done import DoneOrders
+from exchange.core.instruments import MONEY_SCALE, Instrument
+from exchange.core.margin_watch import MarginWatch
+
+
+class Venue:
+    """All exchange state, and the tape of the current command."""
+
+    __slots__ = (
+        "account_order",
+        "accounts",
+        "api_keys",
+        "books",
+        "config",
+        "done",
+        "events",
+        "fee_pool",
+        "insurance",
+        "liquidating",
+        "next_order_id",
+        "next_trade_id",
+        "reported_equity",
+        "seq",
+        "touched_accounts",
+        "touched_books",
+        "ts",
+        "watch",
+    )
+
+    def __init__(self, config: CoreConfig) -> None:
+        """The venue ``config`` describes, before any command: its books empty, its accounts
+        (the insurance fund first) with their starting cash. Raises ValueError for a config
+        the core cannot represent."""
+        self.config = config
+        self.books: dict[str, OrderBook] = {}
+        for spec in config.instruments:
+            if spec.symbol in self.books:
+                raise ValueError(f"duplicate instrument {spec.symbol}")
+            self.books[spec.symbol] = OrderBook(Instrument(spec))
+        self.accounts: dict[str, AccountState] = {}
+        self.account_order: dict[str, int] = {}
+        """Creation index of each account: liquidations run in this order."""
+        self.api_keys: dict[str, AccountState] = {}
+        self.done = DoneOrders(config.done_order_memory)
+        self.reported_equity: dict[str, float] = {}
+        """The equity each account's last ``account_update`` showed (for revaluation)."""
+        self.liquidating: dict[str, AccountState] = {}
+        self.watch = MarginWatch()
+        self.seq = 0
+        self.ts = 0
+        self.next_order_id = 1
+        self.next_trade_id = 1
+        self.fee_pool = 0
+        self.events: list[Any] = []
+        self.touched_books: dict[str, OrderBook] = {}
+        self.touched_accounts: dict[str, AccountState] = {}
+        self.insurance = self.open_account(
+            config.insurance_account, round(config.insurance_fund_cash * MONEY_SCALE), None, 0
+        )
+        for account in config.accounts:
+            self.open_account(
+                account.name,
+                round(account.cash * MONEY_SCALE),
+                account.api_key,
+                account.max_open_orders or config.max_open_orders,
+            )
+
+    def open_account(
+        self, name: str, cash: int, api_key: str | None, max_open_orders: int
+    ) -> AccountState:
+        """Add an account with ``cash`` money units (the caller checked the name is new)."""
+        account = AccountState(name, cash, api_key, max_open_orders)
+        self.account_order[name] = len(self.accounts)
+        self.accounts[name] = account
+        if api_key is not None:
+            self.api_keys[api_key] = account
+        return account
