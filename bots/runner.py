@@ -7,7 +7,9 @@
 - relay: subscribe to ``instruments``, ``book.S`` and ``trades.S`` for every symbol, feed
   the driver, and unsubscribe + subscribe a book whose ``prev_seq`` chain broke.
 
-Either connection is re-established after it drops (backoff 0.2 s doubling to 5 s). On
+Either connection is re-established after it drops (backoff 0.2 s doubling to 5 s); while a
+server has never been reached in the first ``STARTUP_GRACE_S`` (the whole system starting
+together), failing to connect is logged at info, not as a warning. On
 stop: ``on_stop``, then ``cancel_all`` per symbol, wait (briefly) for ``cancel_all_done``,
 close, return 0. A refused API key ends the run with exit code 2.
 
@@ -59,6 +61,9 @@ log = structlog.get_logger()
 STOP_GRACE_S = 2.0
 """How long shutdown waits for ``cancel_all_done`` before closing anyway."""
 STATS_EVERY_S = 30.0
+STARTUP_GRACE_S = 15.0
+"""How long a bot that has not yet reached a server waits for it quietly: started with the
+rest of the system, the servers may not listen yet. Failures within it are logged at info."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +114,9 @@ class BotRunner:
         """Whether the gateway session is one (``register``) that does not cancel our orders
         on disconnect; a ``login`` session does."""
         self._clock = time.monotonic
+        self._started = self._clock()
+        self._reached: set[str] = set()
+        """The servers (``gateway``, ``marketdata``) this run has connected to at least once."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -182,6 +190,7 @@ class BotRunner:
         while True:
             try:
                 async with _connect(url) as ws:
+                    self._reached.add(name)
                     log.info("connected", to=name, url=url)
                     delay = 0.2
                     await session(ws)
@@ -195,7 +204,10 @@ class BotRunner:
                 return
             except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError) as exc:
                 self._lost(name)
-                report = log.info if self._stopping else log.warning
+                starting = (
+                    name not in self._reached and self._clock() - self._started < STARTUP_GRACE_S
+                )
+                report = log.info if self._stopping or starting else log.warning
                 report("connection_failed", to=name, url=url, error=str(exc) or repr(exc))
             except InvalidURI as exc:
                 self._fatal = FatalError(f"bad {name} URL {url!r}: {exc}")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -306,3 +307,49 @@ async def test_a_bot_stopping_with_its_gateway_logs_no_warning(
     assert [e["log_level"] for e in stopping] == [level], logs
     loud = [e for e in logs if e["log_level"] in ("warning", "error")]
     assert loud == (stopping if level == "warning" else []), logs
+
+
+def _closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def _logged(logs: list[dict[str, Any]], count: int, level: str) -> None:
+    """Wait (bounded) until ``count`` connection failures were logged at ``level``."""
+    deadline = asyncio.get_running_loop().time() + seconds(10)
+    while sum(e["event"] == "connection_failed" and e["log_level"] == level for e in logs) < count:
+        assert asyncio.get_running_loop().time() < deadline, logs
+        await asyncio.sleep(0.05)  # polling the captured log for a condition
+
+
+async def test_a_bot_started_before_its_servers_waits_quietly_then_warns() -> None:
+    """Started with the rest of the system, a bot whose servers do not listen yet logs its
+    failed connections at info during the start-up grace; past it, they are warnings."""
+    urls = [f"ws://127.0.0.1:{_closed_port()}" for _ in range(2)]
+    strategy, context, settings = prepare(
+        {
+            "strategy": "maker",
+            "account": "alice",
+            "api_key": "alice-key",
+            "symbol": "AAPL",
+            "seed": 1,
+            "gateway": urls[0],
+            "marketdata": urls[1],
+            "app_dir": ".",
+            "depth": 20,
+            "register_cash": 100_000.0,
+        }
+    )
+    runner = BotRunner(BotDriver(strategy, context, client_order_prefix="t-"), settings)
+    stop = asyncio.Event()
+    with capture_logs() as logs:
+        running = asyncio.create_task(runner.run(stop))
+        await _logged(logs, 4, "info")  # both servers, at least twice each
+        assert not [e for e in logs if e["log_level"] in ("warning", "error")], logs
+        runner._started -= bots.runner.STARTUP_GRACE_S  # the grace is over
+        await _logged(logs, 1, "warning")
+        stop.set()
+        assert await asyncio.wait_for(running, seconds(10)) == 0
