@@ -6,14 +6,16 @@ data directory, a generated config with many accounts and no rate limit), then m
 
   fixed    N client connections offering a fixed total rate of new orders (each followed by
            its cancel, so the book stays small); ack latency = time from sending a new_order
-           to receiving its `new` execution report (perf_counter_ns stamps, hdrhistogram).
+           to receiving its `new` execution report (perf_counter_ns stamps, hdrhistogram);
+           with --watchers W, W relay subscribers on every book, trade and BBO channel read
+           the feed meanwhile (in a process of their own).
   saturate the same clients send batches (JSON arrays) as fast as the system acknowledges
            them, with a bounded number of batches in flight per connection; acked orders/s.
   fanout   S relay subscribers on book.* and trades.* while orders flow; events delivered
            per subscriber per second and the delay from the engine's event ts to receipt.
 
 Usage: .venv/bin/python scripts/bench_e2e.py [--clients 8] [--rate 5000] [--seconds 5]
-       [--batch 50] [--subscribers 100] [--fsync batch|none|always]
+       [--batch 50] [--subscribers 100] [--watchers 0] [--fsync batch|none|always]
 """
 
 from __future__ import annotations
@@ -362,6 +364,40 @@ async def fanout(
     return per_subscriber, histogram, min(counts)
 
 
+async def watch(relay_port: int, count: int) -> None:
+    """``count`` relay subscribers on every symbol's book, trades and BBO that read and drop
+    what they get (the load of a few dashboards or monitors), until killed."""
+
+    async def drain(ws: Any) -> None:
+        async for _ in ws:
+            pass
+
+    sockets = []
+    for _ in range(count):
+        ws = await websockets.connect(
+            f"ws://127.0.0.1:{relay_port}", compression=None, max_size=2**24, max_queue=None
+        )
+        await ws.send(_encode({"type": "subscribe", "channels": ["book.*", "trades.*", "bbo.*"]}))
+        sockets.append(ws)
+    print("watching", flush=True)
+    await asyncio.gather(*(drain(ws) for ws in sockets))
+
+
+def start_watchers(relay_port: int, count: int) -> subprocess.Popen[bytes] | None:
+    """The watchers in a process of their own (so that reading the feed does not slow the
+    order clients' event loop); returns once they are subscribed."""
+    if count <= 0:
+        return None
+    process = subprocess.Popen(
+        [sys.executable, __file__, "--watch-relay", str(relay_port), "--watchers", str(count)],
+        stdout=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    if process.stdout.readline().strip() != b"watching":
+        raise RuntimeError("watchers failed to subscribe")
+    return process
+
+
 def quantiles(histogram: HdrHistogram) -> str:
     def ms(p: float) -> str:
         return f"{histogram.get_value_at_percentile(p) / 1e6:.2f}"
@@ -401,8 +437,15 @@ async def main_async(args: argparse.Namespace) -> None:
             env,
         )
         try:
-            print(f"python {sys.version.split()[0]}, clients={args.clients}, fsync={args.fsync}")
+            print(
+                f"python {sys.version.split()[0]}, clients={args.clients}, fsync={args.fsync}, "
+                f"watchers={args.watchers}"
+            )
+            watchers = start_watchers(relay.ports["port"], args.watchers)
             hist = await fixed_rate(gateway.ports["port"], args.clients, args.rate, args.seconds)
+            if watchers is not None:
+                watchers.kill()
+                watchers.wait()
             print(
                 f"fixed    {args.rate:,.0f} orders/s offered: {hist.get_total_count():,} acked, "
                 f"ack latency {quantiles(hist)}"
@@ -444,15 +487,23 @@ def main() -> None:
     )
     parser.add_argument("--fanout-rate", type=float, default=2500.0, help="orders/s for fanout")
     parser.add_argument(
+        "--watchers",
+        type=int,
+        default=0,
+        help="relay subscribers (book, trades, BBO of every symbol) attached during the fixed run",
+    )
+    parser.add_argument(
         "--fsync", default="engine-default", choices=["engine-default", "batch", "none", "always"]
     )
+    parser.add_argument("--watch-relay", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    run = watch(args.watch_relay, args.watchers) if args.watch_relay else main_async(args)
     try:
         import uvloop
 
-        uvloop.run(main_async(args))
+        uvloop.run(run)
     except ImportError:
-        asyncio.run(main_async(args))
+        asyncio.run(run)
 
 
 if __name__ == "__main__":
