@@ -1,9 +1,10 @@
 """``python -m gateway``: the order-entry gateway process.
 
 Flags (each also from ``EXCHANGE_GATEWAY_<FLAG>`` or ``EXCHANGE_<FLAG>``, then the config file):
-``--host`` (127.0.0.1), ``--config FILE``, ``--port`` (9001), ``--engine``
-(ws://127.0.0.1:9000), ``--log-dir`` (./logs). Port 0 picks a free port; the bound port is
-printed as ``listening port=X``. SIGTERM/SIGINT: ``GatewayApp.stop`` (cancel-only, the
+``--host`` (127.0.0.1), ``--config FILE``, ``--port`` (9001), ``--rest-port`` (9003: REST
+order entry, PROTOCOL §6), ``--engine`` (ws://127.0.0.1:9000), ``--log-dir`` (./logs). Port 0
+picks a free port; the bound ports are printed as ``listening port=X rest_port=Y``.
+SIGTERM/SIGINT: ``GatewayApp.stop`` (cancel-only, the
 cancel-on-disconnect cancels sent and answered, then the sessions closed), exit 0.
 """
 
@@ -27,6 +28,7 @@ def settings_from(argv: Sequence[str] | None) -> tuple[dict[str, Any], SystemCon
     """
     parser = base_parser(PROCESS, "Order-entry gateway: client sessions in front of the engine.")
     parser.add_argument("--port", type=int, default=None, help="clients' port (9001)")
+    parser.add_argument("--rest-port", type=int, default=None, help="REST order-entry port (9003)")
     parser.add_argument(
         "--engine", default=None, help="engine command port URL (ws://127.0.0.1:9000)"
     )
@@ -41,6 +43,7 @@ def settings_from(argv: Sequence[str] | None) -> tuple[dict[str, Any], SystemCon
             "config": config_path,
             "log_dir": "logs",
             "port": config.gateway.port,
+            "rest_port": config.gateway.rest_port,
             "engine": config.gateway.engine,
         },
     )
@@ -56,10 +59,14 @@ async def serve(settings: dict[str, Any], config: SystemConfig) -> int:
 
     stop = stop_event_on_signals()
     app = GatewayApp(
-        config, host=settings["host"], port=int(settings["port"]), engine_url=settings["engine"]
+        config,
+        host=settings["host"],
+        port=int(settings["port"]),
+        rest_port=int(settings["rest_port"]),
+        engine_url=settings["engine"],
     )
     await app.start()
-    announce_listening(port=app.port)
+    announce_listening(port=app.port, rest_port=app.rest_port)
     await stop.wait()
     await app.stop()
     return 0

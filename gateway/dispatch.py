@@ -41,6 +41,7 @@ from exchange.protocol.messages import (
     CancelOrder,
     Error,
     GetAccount,
+    GetOrder,
     GetOrders,
     Limits,
     LoggedIn,
@@ -268,11 +269,15 @@ _NAMES: dict[type, str] = {
         CancelAll,
         GetAccount,
         GetOrders,
+        GetOrder,
         Ping,
     )
 }
 """Metric label of each request type: its wire ``type``."""
 
+
+_QUERIES = frozenset({GetAccount, GetOrders, GetOrder})
+"""Read-only requests: sent as a ``Query`` envelope (the rest as ``Submit``)."""
 
 # ---------------------------------------------------------------------- pending requests
 
@@ -293,7 +298,7 @@ class _Request:
 
     def envelope(self, envelope_id: int) -> Any:
         message = self.message
-        if type(message) is GetAccount or type(message) is GetOrders:
+        if type(message) in _QUERIES:
             return Query(id=envelope_id, account=self.account, request=message)
         return Submit(id=envelope_id, account=self.account, command=message)
 

@@ -2,8 +2,9 @@
 
 ``GatewayApp`` can run in-process (tests) or under ``python -m gateway``::
 
-    app = GatewayApp(config, port=0, engine_url="ws://127.0.0.1:9000")
-    await app.start()          # binds; app.port is real; the engine link connects in the background
+    app = GatewayApp(config, port=0, rest_port=0, engine_url="ws://127.0.0.1:9000")
+    await app.start()          # binds; app.port (and app.rest_port) are real; the engine link
+                               # connects in the background
     ...
     await app.stop()
 
@@ -13,6 +14,9 @@ one loop iteration in one frame). A binary frame is an ``invalid_message`` error
 ``gateway.max_frame_bytes`` close 1009 and invalid UTF-8 closes 1007 (websockets does both);
 more than 100 invalid messages within 10 s close 1008; a client that does not read (unsent
 replies over ``session_buffer_limit``) is closed 1013.
+
+REST order entry (PROTOCOL §6) runs on ``rest_port`` (None: no REST port) through the same
+dispatcher: see ``gateway.rest``.
 
 Authentication on the handshake: ``Authorization: Bearer <api_key>`` is checked with the engine
 before the upgrade (401 with an ``auth_failed`` error body when wrong, 503 with
@@ -49,6 +53,7 @@ from exchange.service.outbox import Outbox
 from gateway.dispatch import Dispatcher
 from gateway.engine_link import EngineLink
 from gateway.metrics import GatewayStats
+from gateway.rest import RestServer
 from gateway.sessions import FloodGuard, Session, SessionRegistry
 
 log = structlog.get_logger("gateway")
@@ -78,6 +83,7 @@ class GatewayApp:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        rest_port: int | None = None,
         engine_url: str | None = None,
         session_buffer_limit: int = SESSION_BUFFER_LIMIT,
         flood_limit: int = FLOOD_LIMIT,
@@ -89,6 +95,7 @@ class GatewayApp:
         self.config = config
         self.host = host
         self._requested_port = port
+        self._requested_rest_port = rest_port
         self.engine_url = engine_url or config.gateway.engine
         self.stats = GatewayStats()
         self.registry = SessionRegistry()
@@ -125,6 +132,18 @@ class GatewayApp:
             }
         )
         self._health = http_handler(self.ready, self.registry_metrics)
+        self.rest: RestServer | None = None
+        if rest_port is not None:
+            self.rest = RestServer(
+                self.dispatcher,
+                ready=self.ready,
+                metrics=self.registry_metrics,
+                stopping=lambda: self._stopping,
+            )
+            rest = self.rest
+            self.stats.gauges["gateway_rest_connections"] = lambda: float(rest.connections)
+            self.stats.gauges["gateway_rest_requests_total"] = lambda: float(rest.requests)
+        self.rest_port = 0
 
     def queued_bytes(self) -> float:
         """Replies queued for clients and not yet written, over every session."""
@@ -157,8 +176,19 @@ class GatewayApp:
             ping_timeout=20,
         )
         self.port = self._server.sockets[0].getsockname()[1]
+        if self.rest is not None:
+            assert self._requested_rest_port is not None
+            try:
+                await self.rest.start(self.host, self._requested_rest_port)
+            except OSError:
+                self._server.close()
+                await self.link.stop()
+                raise
+            self.rest_port = self.rest.port
         self._serving = True
-        log.info("gateway_started", port=self.port, engine=self.engine_url)
+        log.info(
+            "gateway_started", port=self.port, rest_port=self.rest_port, engine=self.engine_url
+        )
 
     async def stop(self) -> None:
         """Stop accepting connections, turn cancel-only, send every cancel-on-disconnect
@@ -173,6 +203,8 @@ class GatewayApp:
             self._stopping = True
             self.link.detach()
             server.server.close()  # no new connections; the open sessions go on, cancel-only
+            if self.rest is not None:
+                await self.rest.stop()
             cancelled = self.dispatcher.cancel_on_stop()
             answered = await self.link.wait_idle(STOP_CANCEL_TIMEOUT)
             if not answered:

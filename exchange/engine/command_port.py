@@ -12,7 +12,10 @@ the journal commit (see ``publisher``).
   for a bad name or cash), then a ``CreateAccount`` with a fresh API key goes through the
   sequencer (so it is journaled); the reply is ``registered`` then the new account's
   ``account_update``.
-- ``Query``: ``account`` or ``orders`` for the account, as of the last event.
+- ``Query``: ``account``, ``orders`` or one ``order`` for the account, as of the last event
+  (``order``: a live order in full; a done one from the done-order memory, which keeps only
+  its final status and client order id; another account's or a forgotten one: ``error``
+  ``unknown_order``).
 
 The port never closes a gateway's link because of what an envelope holds:
 - an envelope that does not decode is counted and answered, if its ``id`` can be read, with an
@@ -53,10 +56,12 @@ from exchange.protocol.messages import (
     CreateAccount,
     Error,
     GetAccount,
+    GetOrder,
     Limits,
     LoggedIn,
     NewOrder,
     Orders,
+    OrderState,
     Registered,
 )
 from exchange.protocol.names import ACCOUNT_NAME_TEXT, valid_account_name
@@ -193,6 +198,8 @@ class CommandPort:
                     ref=request.req_id,
                     req_id=request.req_id,
                 )
+        elif isinstance(request, GetOrder):
+            reply = self._order_state(envelope.account, request)
         else:
             reply = Orders(
                 orders=core.open_orders(envelope.account, request.symbol),
@@ -201,6 +208,49 @@ class CommandPort:
                 seq=core.last_seq,
             )
         return [encode(reply)]
+
+    def _order_state(self, account: str, request: GetOrder) -> OrderState | Error:
+        """``get_order``: the account's live order, else its remembered done order."""
+        core = self._core
+        order_id = request.order_id
+        live = next(
+            (o for o in core.open_orders(account) if o.order_id == order_id), None
+        )  # a scan of one account's live orders (bounded by max_open_orders)
+        if live is not None:
+            return OrderState(
+                order_id=live.order_id,
+                client_order_id=live.client_order_id,
+                status=live.status,
+                live=True,
+                symbol=live.symbol,
+                side=live.side,
+                order_type=live.order_type,
+                tif=live.tif,
+                price=live.price,
+                qty=live.qty,
+                cum_qty=live.cum_qty,
+                leaves_qty=live.leaves_qty,
+                avg_px=live.avg_px,
+                post_only=live.post_only,
+                req_id=request.req_id,
+                seq=core.last_seq,
+            )
+        done = core.venue.done.get(order_id)
+        if done is not None and done[0] == account:
+            return OrderState(
+                order_id=order_id,
+                client_order_id=done[2],
+                status=done[1],
+                live=False,
+                req_id=request.req_id,
+                seq=core.last_seq,
+            )
+        return Error(
+            code="unknown_order",
+            text=f"no order {order_id} of this account",
+            ref=request.req_id,
+            req_id=request.req_id,
+        )
 
     def limits(self, account: str) -> Limits:
         """The limits ``logged_in`` / ``registered`` announce for ``account``."""

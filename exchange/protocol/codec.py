@@ -47,9 +47,12 @@ from exchange.protocol.messages import (
     LoggedIn,
     MarketDataMessage,
     MarketDataRequest,
+    NewOrder,
+    OrderState,
     Registered,
     ref_for,
 )
+from exchange.protocol.rest import AmendBody
 
 T = TypeVar("T")
 
@@ -279,6 +282,18 @@ login_answer_decoder: msgspec.json.Decoder[LoggedIn | Registered | Error] = msgs
 )
 """The engine's answer to ``Authenticate`` / ``RegisterAccount`` (its first message)."""
 
+new_order_body_decoder: FrameDecoder[NewOrder] = FrameDecoder(NewOrder)
+"""REST ``POST /api/v1/orders`` bodies (``type`` optional; if present it must be ``new_order``).
+Use ``decode_one`` (a body is never a batch) after ``too_deep``."""
+
+amend_body_decoder: FrameDecoder[AmendBody] = FrameDecoder(AmendBody)
+"""REST ``PATCH /api/v1/orders/{order_id}`` bodies; as ``new_order_body_decoder``."""
+
+rest_reply_decoder: msgspec.json.Decoder[GatewayMessage | OrderState] = msgspec.json.Decoder(
+    GatewayMessage | OrderState
+)
+"""What a REST request's direct replies hold (to pick the HTTP status and body)."""
+
 stream_request_decoder: msgspec.json.Decoder[StreamRequest] = msgspec.json.Decoder(StreamRequest)
 """Consumer → engine: the event port's first message."""
 
@@ -292,6 +307,7 @@ stream_control_decoder: msgspec.json.Decoder[EngineSnapshot | EngineHeartbeat] =
 
 __all__ = [
     "FrameDecoder",
+    "amend_body_decoder",
     "encode",
     "encode_batch",
     "encode_push",
@@ -307,8 +323,10 @@ __all__ = [
     "login_answer_decoder",
     "marketdata_message_decoder",
     "marketdata_request_decoder",
+    "new_order_body_decoder",
     "private_event_decoder",
     "request_decoder",
+    "rest_reply_decoder",
     "routing_header_decoder",
     "split_frame",
     "stream_control_decoder",

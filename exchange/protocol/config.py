@@ -74,6 +74,8 @@ class EngineSection(_Section, frozen=True):
 
 class GatewaySection(_Section, frozen=True):
     port: int = 9001
+    rest_port: int = 9003
+    """REST order entry (PROTOCOL §6)."""
     engine: str = "ws://127.0.0.1:9000"
     allow_register: bool = True
     register_cash: float = 100_000.0

@@ -27,6 +27,7 @@ from exchange.protocol.messages import (
     CancelAll,
     CancelOrder,
     GetAccount,
+    GetOrder,
     GetOrders,
     InstrumentInfo,
     NewOrder,
@@ -64,10 +65,12 @@ class RegisterAccount(_Envelope, frozen=True, tag="register_account"):
 
 
 class Query(_Envelope, frozen=True, tag="query"):
-    """A read-only request for ``account``: answered with ``account`` or ``orders``."""
+    """A read-only request for ``account``: answered with ``account``, ``orders`` or
+    ``order`` (or an ``error`` ``unknown_order`` for a ``get_order`` of an order that is not
+    the account's or is no longer remembered)."""
 
     account: str
-    request: GetAccount | GetOrders
+    request: GetAccount | GetOrders | GetOrder
 
 
 GatewayToEngine = Submit | Authenticate | RegisterAccount | Query

@@ -66,6 +66,10 @@ ErrorCode = Literal[
     "internal_error",
     "unknown_symbol",
     "not_found",
+    "unknown_order",
+    "unauthorized",
+    "method_not_allowed",
+    "payload_too_large",
 ]
 
 
@@ -132,6 +136,14 @@ class GetOrders(_Request, frozen=True, tag="get_orders"):
 
 class Ping(_Request, frozen=True, tag="ping"):
     pass
+
+
+class GetOrder(_Request, frozen=True, tag="get_order"):
+    """One of the account's orders by id, live or remembered done (REST
+    ``GET /api/v1/orders/{order_id}``; not a WebSocket request). Answered with ``order`` or an
+    ``error`` ``unknown_order``."""
+
+    order_id: OrderId
 
 
 ClientRequest = (
@@ -329,6 +341,30 @@ class OrderInfo(msgspec.Struct, frozen=True, gc=False):
     avg_px: float
     status: OrderStatus
     post_only: bool = False
+
+
+class OrderState(_Server, frozen=True, tag="order"):
+    """Reply to ``get_order``. A live order (``live`` true) carries every field of
+    ``OrderInfo``; a done order the engine still remembers carries only ``order_id``,
+    ``client_order_id`` and its final ``status`` (the done-order memory keeps no more), the
+    other fields null."""
+
+    order_id: int
+    client_order_id: str | None
+    status: OrderStatus
+    live: bool
+    symbol: str | None = None
+    side: Side | None = None
+    order_type: OrderType | None = None
+    tif: TimeInForce | None = None
+    price: float | None = None
+    qty: int | None = None
+    cum_qty: int | None = None
+    leaves_qty: int | None = None
+    avg_px: float | None = None
+    post_only: bool | None = None
+    req_id: RequestId = None
+    seq: int | None = None
 
 
 class Orders(_Server, frozen=True, tag="orders"):

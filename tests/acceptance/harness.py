@@ -179,6 +179,8 @@ def gateway_argv(system: LiveSystem) -> list[str]:
         *procfile_command("gateway"),
         "--port",
         str(system.gateway_port),
+        "--rest-port",
+        str(system.ports.get("gateway_rest_port", 0)),
         "--engine",
         f"ws://127.0.0.1:{system.ports['engine_command_port']}",
         "--log-dir",

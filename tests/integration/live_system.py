@@ -153,6 +153,8 @@ async def live_system(tmp: Path, config: Path | None = None) -> AsyncIterator[Li
                 *procfile_command("gateway"),
                 "--port",
                 "0",
+                "--rest-port",
+                "0",
                 "--engine",
                 f"ws://127.0.0.1:{engine['command_port']}",
                 "--log-dir",
@@ -180,6 +182,7 @@ async def live_system(tmp: Path, config: Path | None = None) -> AsyncIterator[Li
             "engine_command_port": engine["command_port"],
             "engine_event_port": engine["event_port"],
             "gateway_port": gateway["port"],
+            "gateway_rest_port": gateway["rest_port"],
             "marketdata_port": relay["port"],
         }
         yield system

@@ -84,8 +84,14 @@ async def test_engine_and_gateway_processes_trade_and_stop_cleanly(tmp_path: Pat
             "--log-dir",
             str(logs),
             stderr=tmp_path / "gateway.err",
-            env={"EXCHANGE_GATEWAY_ENGINE": f"ws://127.0.0.1:{engine_ports['command_port']}"},
+            env={
+                "EXCHANGE_GATEWAY_ENGINE": f"ws://127.0.0.1:{engine_ports['command_port']}",
+                "EXCHANGE_REST_PORT": "0",  # the REST port from the environment
+            },
         ) as (gateway, gateway_ports):
+            assert set(gateway_ports) == {"port", "rest_port"}
+            rest_status, _ = await http_get(gateway_ports["rest_port"], "/healthz")
+            assert rest_status == 200
             port = gateway_ports["port"]
             async with (
                 event_client(engine_ports["event_port"]) as events,
@@ -150,7 +156,8 @@ async def test_every_process_logs_where_it_is_told_and_not_in_its_working_direct
         async with (
             process(
                 "gateway",
-                *("--port", "0", "--engine", f"ws://127.0.0.1:{engine_ports['command_port']}"),
+                *("--port", "0", "--rest-port", "0"),
+                *("--engine", f"ws://127.0.0.1:{engine_ports['command_port']}"),
                 *flag,
                 stderr=tmp_path / "gateway.err",
                 cwd=work,
