@@ -13,9 +13,12 @@ data directory, a generated config with many accounts and no rate limit), then m
            them, with a bounded number of batches in flight per connection; acked orders/s.
   fanout   S relay subscribers on book.* and trades.* while orders flow; events delivered
            per subscriber per second and the delay from the engine's event ts to receipt.
+  rest     (--rest, instead of the above) orders POSTed over N keep-alive HTTP connections:
+           request latency at --rest-rate orders/s, then acknowledged orders/s back to back.
 
 Usage: .venv/bin/python scripts/bench_e2e.py [--clients 8] [--rate 5000] [--seconds 5]
-       [--batch 50] [--subscribers 100] [--watchers 0] [--fsync batch|none|always]
+       [--batch 50] [--subscribers 100] [--watchers 0] [--rest [--rest-rate 1000]]
+       [--fsync batch|none|always]
 """
 
 from __future__ import annotations
@@ -398,6 +401,94 @@ def start_watchers(relay_port: int, count: int) -> subprocess.Popen[bytes] | Non
     return process
 
 
+class RestClient:
+    """One keep-alive HTTP/1.1 connection to the gateway's REST port (one request at a time)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, key: str):
+        self.reader = reader
+        self.writer = writer
+        self.head = (
+            "POST /api/v1/orders HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Authorization: Bearer {key}\r\nContent-Type: application/json\r\n"
+        ).encode()
+
+    @classmethod
+    async def open(cls, port: int, n: int) -> RestClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        return cls(reader, writer, f"bench{n}-key")
+
+    async def post_order(self, body: bytes) -> int:
+        """POST one order; returns the HTTP status once the whole reply is read."""
+        self.writer.write(self.head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        status = int((await self.reader.readline()).split()[1])
+        length = 0
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b"\n", b""):
+                break
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value)
+        await self.reader.readexactly(length)
+        return status
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+def _rest_order(n: int) -> bytes:
+    """Alternate sides at one price, so that the orders trade and the book stays small."""
+    side = "buy" if n % 2 else "sell"
+    return _json_encode({"symbol": SYMBOL, "side": side, "qty": 1, "price": 100.0})
+
+
+async def rest_fixed(port: int, clients: int, rate: float, seconds: float) -> HdrHistogram:
+    """REST orders at a fixed total rate over keep-alive connections; request latency."""
+    histogram = HdrHistogram(1, 60_000_000_000, 3)
+    connections = [await RestClient.open(port, n) for n in range(clients)]
+    interval = clients / rate
+
+    async def run(client: RestClient, n: int) -> None:
+        started = time.perf_counter()
+        due = started + n * interval / clients
+        count = 0
+        while due - started < seconds:
+            now = time.perf_counter()
+            if now < due:
+                await asyncio.sleep(due - now)
+            sent = time.perf_counter_ns()
+            if await client.post_order(_rest_order(n + count)) == 200:
+                histogram.record_value(max(1, time.perf_counter_ns() - sent))
+            count += 1
+            due += interval
+
+    await asyncio.gather(*(run(c, n) for n, c in enumerate(connections)))
+    for client in connections:
+        client.close()
+    return histogram
+
+
+async def rest_saturate(port: int, clients: int, seconds: float) -> tuple[int, float]:
+    """REST orders back to back on each keep-alive connection; (acknowledged, seconds)."""
+    connections = [await RestClient.open(port, n) for n in range(clients)]
+    acked = 0
+    started = time.perf_counter()
+
+    async def run(client: RestClient, n: int) -> None:
+        nonlocal acked
+        count = 0
+        while time.perf_counter() - started < seconds:
+            if await client.post_order(_rest_order(n + count)) == 200:
+                acked += 1
+            count += 1
+
+    await asyncio.gather(*(run(c, n) for n, c in enumerate(connections)))
+    elapsed = time.perf_counter() - started
+    for client in connections:
+        client.close()
+    return acked, elapsed
+
+
 def quantiles(histogram: HdrHistogram) -> str:
     def ms(p: float) -> str:
         return f"{histogram.get_value_at_percentile(p) / 1e6:.2f}"
@@ -428,7 +519,15 @@ async def main_async(args: argparse.Namespace) -> None:
         )
         gateway = start(
             "gateway",
-            ["--port", "0", "--engine", f"ws://127.0.0.1:{engine.ports['command_port']}", *common],
+            [
+                "--port",
+                "0",
+                "--rest-port",
+                "0",
+                "--engine",
+                f"ws://127.0.0.1:{engine.ports['command_port']}",
+                *common,
+            ],
             env,
         )
         relay = start(
@@ -441,6 +540,19 @@ async def main_async(args: argparse.Namespace) -> None:
                 f"python {sys.version.split()[0]}, clients={args.clients}, fsync={args.fsync}, "
                 f"watchers={args.watchers}"
             )
+            if args.rest:
+                rest_port = gateway.ports["rest_port"]
+                hist = await rest_fixed(rest_port, args.clients, args.rest_rate, args.seconds)
+                print(
+                    f"rest     {args.rest_rate:,.0f} orders/s offered: "
+                    f"{hist.get_total_count():,} acked (200), request latency {quantiles(hist)}"
+                )
+                acked, elapsed = await rest_saturate(rest_port, args.clients, args.seconds)
+                print(
+                    f"rest     back to back on {args.clients} keep-alive connections: "
+                    f"{acked / elapsed:,.0f} acked orders/s ({acked:,} in {elapsed:.1f}s)"
+                )
+                return
             watchers = start_watchers(relay.ports["port"], args.watchers)
             hist = await fixed_rate(gateway.ports["port"], args.clients, args.rate, args.seconds)
             if watchers is not None:
@@ -495,6 +607,10 @@ def main() -> None:
     parser.add_argument(
         "--fsync", default="engine-default", choices=["engine-default", "batch", "none", "always"]
     )
+    parser.add_argument(
+        "--rest", action="store_true", help="measure REST order entry (the gateway's rest port)"
+    )
+    parser.add_argument("--rest-rate", type=float, default=1000.0, help="orders/s for rest")
     parser.add_argument("--watch-relay", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
     run = watch(args.watch_relay, args.watchers) if args.watch_relay else main_async(args)
