@@ -1,5 +1,9 @@
 """The relay's I/O shell: the public WebSocket/HTTP port, the upstream event stream, fan-out.
 
+Plain HTTP GETs on the port are answered before any WebSocket handshake: the web dashboard
+(``/`` and ``/static/…``, ``marketdata.dashboard``), then ``/healthz``, ``/metrics`` and the
+JSON API (``marketdata.http_api``).
+
 What the feed says to send is collected in a ``Batch`` and written once per loop iteration
 (``_flush``): every connection gets one frame holding everything due to it since the last
 flush, and connections due the same messages share a frame built once. Under load more
@@ -23,8 +27,9 @@ import contextlib
 import socket
 import time
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlsplit
 
 import structlog
 from prometheus_client import CollectorRegistry
@@ -32,15 +37,17 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.metrics_core import Metric
 from websockets.asyncio.server import Server, ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
 
 from exchange.protocol.codec import encode, marketdata_request_decoder
 from exchange.protocol.config import MarketDataSection
 from exchange.protocol.internal import EngineHeartbeat, EngineSnapshot
 from exchange.protocol.messages import Error, InstrumentInfo
 from exchange.service.event_stream import EventStream
-from exchange.service.http import http_handler
+from exchange.service.http import http_handler, response
 from exchange.service.stats import labelled, registry_for
 from marketdata.batching import MAX_BATCH_BYTES, Batch
+from marketdata.dashboard import dashboard_route, dashboard_url
 from marketdata.feed import MarketFeed
 from marketdata.http_api import market_routes
 
@@ -58,6 +65,23 @@ _SLOW_FRAME = encode(
     Error(code="slow_consumer", text="too far behind: unsent data over the relay's bound")
 )
 _BINARY = Error(code="invalid_message", text="binary frames are not supported; send JSON text")
+
+
+ProcessRequest = Callable[[ServerConnection, Request], Response | None]
+
+
+def _with_dashboard(handler: ProcessRequest) -> ProcessRequest:
+    """``handler`` with the web dashboard's page and files in front (PROTOCOL.md §7)."""
+    static = dashboard_route()
+
+    def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        if "upgrade" not in request.headers.get("Connection", "").lower():
+            answer = static(urlsplit(request.path).path)
+            if answer is not None:
+                return response(*answer)
+        return handler(connection, request)
+
+    return process_request
 
 
 class RelayStats:
@@ -207,7 +231,7 @@ class MarketDataRelay:
             self._serve_connection,
             self.host,
             self.port,
-            process_request=http_handler(self.ready, self.registry, routes),
+            process_request=_with_dashboard(http_handler(self.ready, self.registry, routes)),
             compression=None,
             max_size=MAX_FRAME_BYTES,
             ping_interval=20,
@@ -220,6 +244,7 @@ class MarketDataRelay:
             asyncio.create_task(self._heartbeats(), name="marketdata-heartbeat"),
         ]
         self._log.info("relay_started", port=self.port, upstream=self.stream.url)
+        self._log.info("dashboard", url=dashboard_url(self.host, self.port))
         return self.port
 
     async def wait_failed(self) -> BaseException | None:

@@ -1,0 +1,437 @@
+// The live dashboard (PROTOCOL.md §7): one WebSocket to the relay that served this page.
+// Messages update plain state (model.js); the DOM and the canvases are redrawn at most once
+// per animation frame, from that state.
+
+import { Accounts, Book, LIST_CAP, TradeHistory, pushCapped, tickDecimals } from "./model.js";
+import { drawCandles, drawCurves, drawDepth } from "./charts.js";
+
+const DEPTH = 20; // book levels a side we subscribe to
+const LADDER_ROWS = 12; // shown a side
+const TAPE_ROWS = 40;
+const ACCOUNT_ROWS = 100;
+const BACKOFF_MIN_MS = 250;
+const BACKOFF_MAX_MS = 2000; // so a relay that comes back is found within ~2 s
+const SILENCE_MS = 5000; // heartbeats come every second: this much silence means a dead link
+const EXTRA_CHANNELS = ["status", "news", "rounds"]; // optional: ignored where the relay lacks them
+
+const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
+
+const state = {
+  ws: null,
+  connected: false,
+  backoff: BACKOFF_MIN_MS,
+  lastMessageAt: 0,
+  instruments: [],
+  symbol: params.get("symbol") || null,
+  subscribedSymbol: null,
+  token: params.get("token") || "",
+  tokenState: "", // "", "ok", "forbidden"
+  book: null,
+  bbo: null,
+  trades: new TradeHistory(),
+  accounts: new Accounts(),
+  liquidations: [],
+  news: [],
+  statuses: new Map(),
+  leaderboard: null,
+  interval: 1,
+};
+
+// ------------------------------------------------------------------ rendering
+
+const dirty = new Set();
+let frameRequested = false;
+
+function invalidate(...parts) {
+  for (const part of parts) dirty.add(part);
+  if (frameRequested) return;
+  frameRequested = true;
+  requestAnimationFrame(render);
+  // A hidden tab gets no animation frames: still keep the text current, slowly.
+  setTimeout(render, 1000);
+}
+
+function render() {
+  if (!frameRequested) return;
+  frameRequested = false;
+  const parts = new Set(dirty);
+  dirty.clear();
+  if (parts.has("connection")) renderConnection();
+  if (parts.has("symbols")) renderSymbols();
+  if (parts.has("book")) renderBook();
+  if (parts.has("bbo")) renderBbo();
+  if (parts.has("trades")) renderTrades();
+  if (parts.has("accounts")) renderAccounts();
+  if (parts.has("liquidations")) renderLiquidations();
+  if (parts.has("status")) renderStatus();
+  if (parts.has("news")) renderNews();
+  if (parts.has("leaderboard")) renderLeaderboard();
+}
+
+function decimals() {
+  const info = state.instruments.find((i) => i.symbol === state.symbol);
+  return info ? tickDecimals(info.tick_size) : 2;
+}
+
+const money = (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(2));
+const clock = (ts) => new Date(ts / 1e6).toISOString().slice(11, 23);
+
+/** Make ``tbody`` hold exactly ``rows`` (arrays of cell texts), reusing its elements. */
+function fillRows(tbody, rows, decorate) {
+  while (tbody.rows.length > rows.length) tbody.deleteRow(-1);
+  rows.forEach((cells, i) => {
+    const tr = tbody.rows[i] || tbody.insertRow();
+    while (tr.cells.length > cells.length) tr.deleteCell(-1);
+    cells.forEach((text, j) => {
+      const td = tr.cells[j] || tr.insertCell();
+      if (td.textContent !== text) td.textContent = text;
+      td.className = "";
+    });
+    if (decorate) decorate(tr, i);
+  });
+}
+
+function renderConnection() {
+  const badge = $("connection");
+  const text = state.connected ? "connected" : "disconnected";
+  badge.textContent = text;
+  badge.dataset.state = text;
+}
+
+function renderSymbols() {
+  const select = $("symbol");
+  const names = state.instruments.map((i) => i.symbol);
+  if ([...select.options].map((o) => o.value).join() !== names.join()) {
+    select.replaceChildren(...names.map((n) => new Option(n, n)));
+  }
+  if (state.symbol) select.value = state.symbol;
+}
+
+function renderBook() {
+  const d = decimals();
+  const tbody = $("ladder").tBodies[0];
+  const book = state.book;
+  const { bids, asks } = book ? book.levels() : { bids: [], asks: [] };
+  const shownAsks = asks.slice(0, LADDER_ROWS).reverse();
+  const shownBids = bids.slice(0, LADDER_ROWS);
+  const rows = [
+    ...shownAsks.map(([p, q]) => ["", p.toFixed(d), String(q)]),
+    ["", spreadText(bids[0], asks[0], d), ""],
+    ...shownBids.map(([p, q]) => [String(q), p.toFixed(d), ""]),
+  ];
+  fillRows(tbody, rows, (tr, i) => {
+    const side = i < shownAsks.length ? "ask" : i === shownAsks.length ? "" : "bid";
+    tr.dataset.side = side;
+    tr.className = side ? "" : "spread-row";
+  });
+  $("book-info").textContent = book
+    ? `${book.seq === null ? "resyncing…" : `seq ${book.seq}`}${book.resyncs ? ` · ${book.resyncs} resyncs` : ""}`
+    : "";
+  drawDepth($("depth"), bids, asks, d);
+}
+
+function spreadText(bid, ask, d) {
+  if (!bid || !ask) return "–";
+  return `spread ${(ask[0] - bid[0]).toFixed(d)}`;
+}
+
+function renderBbo() {
+  const d = decimals();
+  const b = state.bbo;
+  if (!b) {
+    $("bbo").textContent = "bid – / ask –";
+    $("spread").textContent = "spread –";
+    return;
+  }
+  const bid = b.bid === null ? "–" : `${b.bid.toFixed(d)} × ${b.bid_qty}`;
+  const ask = b.ask === null ? "–" : `${b.ask.toFixed(d)} × ${b.ask_qty}`;
+  $("bbo").textContent = `bid ${bid} / ask ${ask}`;
+  $("spread").textContent =
+    b.bid !== null && b.ask !== null ? `spread ${(b.ask - b.bid).toFixed(d)}` : "spread –";
+}
+
+function renderTrades() {
+  const d = decimals();
+  const recent = state.trades.trades.slice(-TAPE_ROWS).reverse();
+  fillRows(
+    $("tape").tBodies[0],
+    recent.map((t) => [clock(t.ts), t.price.toFixed(d), String(t.qty), t.aggressor]),
+    (tr, i) => (tr.cells[3].className = recent[i].aggressor),
+  );
+  drawCandles($("candles"), state.trades.candles[state.interval].list, d);
+}
+
+function renderAccounts() {
+  const panel = $("accounts-panel");
+  $("token-state").textContent = state.tokenState;
+  const show = state.tokenState === "ok";
+  panel.hidden = !show;
+  if (!show) return;
+  const ranked = state.accounts.ranked();
+  fillRows(
+    $("accounts").tBodies[0],
+    ranked.slice(0, ACCOUNT_ROWS).map((a, i) => [
+      String(i + 1),
+      a.account + (a.liquidating ? " (liquidating)" : ""),
+      money(a.equity),
+      money(a.cash),
+      money(a.realized_pnl),
+      money(a.unrealized_pnl),
+      money(a.fees),
+      a.positions
+        .filter((p) => p.qty !== 0)
+        .map((p) => `${p.symbol} ${p.qty}@${+Number(p.avg_px).toFixed(4)} (${money(p.unrealized_pnl)})`)
+        .join(", "),
+    ]),
+  );
+  drawCurves($("equity"), ranked, state.accounts.curves);
+}
+
+function renderLiquidations() {
+  fillRows(
+    $("liquidations").tBodies[0],
+    state.liquidations
+      .slice()
+      .reverse()
+      .map((l) => [clock(l.ts), l.account, l.symbol, l.side, String(l.qty), String(l.price)]),
+  );
+}
+
+function renderStatus() {
+  const own = state.statuses.get(state.symbol) || state.statuses.get(null);
+  $("market-status").textContent = own ? `status ${own.status ?? own.state ?? ""}` : "";
+}
+
+function renderNews() {
+  $("news-panel").hidden = state.news.length === 0;
+  $("news").replaceChildren(
+    ...state.news
+      .slice()
+      .reverse()
+      .map((n) => {
+        const li = document.createElement("li");
+        li.textContent = `${clock(n.ts)} ${n.headline ?? n.text ?? JSON.stringify(n)}`;
+        return li;
+      }),
+  );
+}
+
+function renderLeaderboard() {
+  const board = state.leaderboard;
+  $("leaderboard-panel").hidden = !board;
+  if (!board) return;
+  $("round").textContent = board.round ? `round ${board.round}` : "";
+  fillRows(
+    $("leaderboard").tBodies[0],
+    board.rows.slice(0, 100).map((r, i) => [
+      String(i + 1),
+      r.account,
+      money(r.equity),
+      money(r.pnl),
+      Number(r.return_pct).toFixed(2),
+      money(r.max_drawdown),
+      String(r.trades),
+    ]),
+  );
+}
+
+// ------------------------------------------------------------------ the feed
+
+function send(...messages) {
+  if (state.ws && state.ws.readyState === WebSocket.OPEN) {
+    state.ws.send(JSON.stringify(messages.length === 1 ? messages[0] : messages));
+  }
+}
+
+function symbolChannels(symbol) {
+  return [`book.${symbol}`, `trades.${symbol}`, `bbo.${symbol}`];
+}
+
+/** Follow ``symbol``: drop the old one's channels and state, subscribe, load trade history. */
+function selectSymbol(symbol) {
+  if (state.subscribedSymbol && state.subscribedSymbol !== symbol) {
+    send({ type: "unsubscribe", channels: symbolChannels(state.subscribedSymbol) });
+  }
+  state.symbol = symbol;
+  state.subscribedSymbol = symbol;
+  state.book = new Book(symbol);
+  state.bbo = null;
+  state.trades = new TradeHistory();
+  send({ type: "subscribe", channels: symbolChannels(symbol), depth: DEPTH, req_id: "symbol" });
+  loadHistory(symbol);
+  const url = new URL(location.href);
+  url.searchParams.set("symbol", symbol);
+  history.replaceState(null, "", url);
+  invalidate("symbols", "book", "bbo", "trades", "status");
+}
+
+async function loadHistory(symbol) {
+  try {
+    const path = `/api/v1/trades/${encodeURIComponent(symbol)}`;
+    let reply = await fetch(`${path}?limit=1000`);
+    if (reply.status === 400) reply = await fetch(path); // a relay keeping fewer trades
+    if (!reply.ok) return;
+    const body = await reply.json();
+    if (state.symbol !== symbol) return;
+    state.trades.merge(body.trades);
+    invalidate("trades");
+  } catch {
+    // history is a nicety: the live feed goes on without it
+  }
+}
+
+function subscribeAccounts() {
+  if (!state.token) return;
+  send({ type: "subscribe", channels: ["accounts"], token: state.token, req_id: "accounts" });
+}
+
+function onMessage(msg) {
+  switch (msg.type) {
+    case "instruments": {
+      state.instruments = msg.instruments;
+      const names = msg.instruments.map((i) => i.symbol);
+      if (!state.subscribedSymbol || !names.includes(state.symbol)) {
+        selectSymbol(names.includes(state.symbol) ? state.symbol : names[0]);
+      }
+      invalidate("symbols");
+      break;
+    }
+    case "book_snapshot":
+      if (state.book && msg.symbol === state.book.symbol) {
+        state.book.snapshot(msg);
+        invalidate("book");
+      }
+      break;
+    case "book_update":
+      if (state.book && msg.symbol === state.book.symbol) {
+        if (!state.book.update(msg)) {
+          // A gap in the chain: resubscribe for a fresh snapshot (PROTOCOL.md §4).
+          const channel = `book.${msg.symbol}`;
+          send(
+            { type: "unsubscribe", channels: [channel] },
+            { type: "subscribe", channels: [channel], depth: DEPTH, req_id: "resync" },
+          );
+        }
+        invalidate("book");
+      }
+      break;
+    case "bbo":
+      if (msg.symbol === state.symbol) {
+        state.bbo = msg;
+        invalidate("bbo");
+      }
+      break;
+    case "trade":
+      if (msg.symbol === state.symbol) {
+        state.trades.add(msg);
+        invalidate("trades");
+      }
+      break;
+    case "account_update":
+      if (state.tokenState !== "ok") state.tokenState = "ok";
+      state.accounts.update(msg, Date.now() / 1000);
+      invalidate("accounts");
+      break;
+    case "liquidation":
+      pushCapped(state.liquidations, msg);
+      invalidate("liquidations");
+      break;
+    case "subscribed":
+      if (msg.req_id === "accounts") {
+        state.tokenState = "ok";
+        invalidate("accounts");
+      }
+      break;
+    case "error":
+      if (msg.code === "forbidden" || msg.ref === "accounts") {
+        state.tokenState = "forbidden";
+        state.accounts.clear();
+        invalidate("accounts");
+      } else if (!String(msg.ref ?? "").startsWith("extra-")) {
+        console.warn("relay error", msg);
+      }
+      break;
+    case "market_status":
+      state.statuses.set(msg.symbol ?? null, msg);
+      invalidate("status");
+      break;
+    case "news":
+      pushCapped(state.news, msg, LIST_CAP);
+      invalidate("news");
+      break;
+    case "leaderboard":
+      state.leaderboard = msg;
+      invalidate("leaderboard");
+      break;
+    default:
+      break; // heartbeat, pong, unsubscribed, auction, round_started...
+  }
+}
+
+function connect() {
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const ws = new WebSocket(`${scheme}://${location.host}/`);
+  state.ws = ws;
+  ws.onopen = () => {
+    state.connected = true;
+    state.backoff = BACKOFF_MIN_MS;
+    state.lastMessageAt = Date.now();
+    state.subscribedSymbol = null; // a new connection holds no subscriptions
+    send({ type: "subscribe", channels: ["instruments", "liquidations"], req_id: "base" });
+    for (const channel of EXTRA_CHANNELS) {
+      send({ type: "subscribe", channels: [channel], req_id: `extra-${channel}` });
+    }
+    subscribeAccounts();
+    invalidate("connection");
+  };
+  ws.onmessage = (event) => {
+    state.lastMessageAt = Date.now();
+    const parsed = JSON.parse(event.data);
+    if (Array.isArray(parsed)) parsed.forEach(onMessage);
+    else onMessage(parsed);
+  };
+  ws.onclose = () => {
+    if (state.ws !== ws) return;
+    state.ws = null;
+    state.connected = false;
+    invalidate("connection");
+    setTimeout(connect, state.backoff);
+    state.backoff = Math.min(state.backoff * 2, BACKOFF_MAX_MS);
+  };
+  ws.onerror = () => ws.close();
+}
+
+// A connection that went silent (no heartbeat) is dead even if the socket has not said so.
+setInterval(() => {
+  if (state.ws && state.connected && Date.now() - state.lastMessageAt > SILENCE_MS) {
+    state.ws.close();
+  }
+}, 1000);
+
+// ------------------------------------------------------------------ controls
+
+$("symbol").addEventListener("change", (event) => selectSymbol(event.target.value));
+$("interval").addEventListener("change", (event) => {
+  state.interval = Number(event.target.value);
+  invalidate("trades");
+});
+$("token").value = state.token;
+$("token-form").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const token = $("token").value.trim();
+  if (state.token && state.token !== token) send({ type: "unsubscribe", channels: ["accounts"] });
+  state.token = token;
+  state.tokenState = "";
+  state.accounts.clear();
+  const url = new URL(location.href);
+  if (token) url.searchParams.set("token", token);
+  else url.searchParams.delete("token");
+  history.replaceState(null, "", url);
+  subscribeAccounts();
+  invalidate("accounts");
+});
+window.addEventListener("resize", () => invalidate("book", "trades", "accounts"));
+
+invalidate("connection", "book", "bbo", "trades", "accounts");
+connect();

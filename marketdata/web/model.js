@@ -1,0 +1,146 @@
+// Pure dashboard state: a book following the relay's snapshot/update chain, candles built
+// from trades, bounded lists. No DOM, no sockets (see app.js for those).
+
+export const TAPE_CAP = 200; // trades kept for the tape
+export const CANDLE_CAP = 240; // candles kept per interval
+export const CURVE_CAP = 600; // equity points kept per account (one per second)
+export const LIST_CAP = 100; // liquidations, news
+
+/** An L2 book applied from book_snapshot / book_update (PROTOCOL.md §4). */
+export class Book {
+  constructor(symbol) {
+    this.symbol = symbol;
+    this.seq = null; // null: waiting for a snapshot
+    this.bids = new Map(); // price -> qty
+    this.asks = new Map();
+    this.resyncs = 0;
+  }
+
+  snapshot(msg) {
+    this.bids = new Map(msg.bids);
+    this.asks = new Map(msg.asks);
+    this.seq = msg.seq;
+  }
+
+  /** Apply an update; false on a broken chain (the caller resubscribes; the book then
+   * waits for a fresh snapshot and ignores updates). */
+  update(msg) {
+    if (this.seq === null) return true; // not synced yet: the snapshot will carry it
+    if (msg.prev_seq !== this.seq) {
+      this.seq = null;
+      this.resyncs += 1;
+      return false;
+    }
+    for (const [price, qty] of msg.bids) qty === 0 ? this.bids.delete(price) : this.bids.set(price, qty);
+    for (const [price, qty] of msg.asks) qty === 0 ? this.asks.delete(price) : this.asks.set(price, qty);
+    this.seq = msg.seq;
+    return true;
+  }
+
+  /** Levels best first: [[price, qty], ...] per side. */
+  levels() {
+    const bids = [...this.bids].sort((a, b) => b[0] - a[0]);
+    const asks = [...this.asks].sort((a, b) => a[0] - b[0]);
+    return { bids, asks };
+  }
+}
+
+/** OHLC + volume candles of one interval, built from trades in seq order. */
+export class Candles {
+  constructor(seconds, cap = CANDLE_CAP) {
+    this.seconds = seconds;
+    this.cap = cap;
+    this.list = [];
+  }
+
+  add(trade) {
+    const t = Math.floor(trade.ts / 1e9 / this.seconds) * this.seconds;
+    const last = this.list[this.list.length - 1];
+    if (last && last.t === t) {
+      last.h = Math.max(last.h, trade.price);
+      last.l = Math.min(last.l, trade.price);
+      last.c = trade.price;
+      last.v += trade.qty;
+      return;
+    }
+    if (last && t < last.t) return; // older than what we hold: history arrives sorted first
+    this.list.push({ t, o: trade.price, h: trade.price, l: trade.price, c: trade.price, v: trade.qty });
+    if (this.list.length > this.cap) this.list.splice(0, this.list.length - this.cap);
+  }
+
+  reset(trades) {
+    this.list = [];
+    for (const trade of trades) this.add(trade);
+  }
+}
+
+/** Trades of the chosen symbol: the tape (newest last) and both candle intervals. */
+export class TradeHistory {
+  constructor() {
+    this.trades = [];
+    this.lastSeq = 0;
+    this.candles = { 1: new Candles(1), 60: new Candles(60) };
+  }
+
+  add(trade) {
+    if (trade.seq <= this.lastSeq) return; // already have it (history overlapping the feed)
+    this.lastSeq = trade.seq;
+    this.trades.push(trade);
+    if (this.trades.length > TAPE_CAP * 2) this.trades.splice(0, this.trades.length - TAPE_CAP);
+    for (const c of Object.values(this.candles)) c.add(trade);
+  }
+
+  /** Merge the HTTP history (newest last) with what the feed already delivered. */
+  merge(history) {
+    const bySeq = new Map();
+    for (const t of history) bySeq.set(t.seq, t);
+    for (const t of this.trades) bySeq.set(t.seq, t);
+    const all = [...bySeq.values()].sort((a, b) => a.seq - b.seq);
+    this.trades = all.slice(-TAPE_CAP);
+    this.lastSeq = all.length ? all[all.length - 1].seq : 0;
+    // Candles span longer than the tape: rebuild them from everything known.
+    for (const c of Object.values(this.candles)) c.reset(all);
+  }
+}
+
+/** Accounts (account_update) ranked by equity, each with a bounded equity curve. */
+export class Accounts {
+  constructor() {
+    this.latest = new Map();
+    this.curves = new Map(); // account -> [[seconds, equity], ...]
+  }
+
+  update(msg, nowSeconds) {
+    this.latest.set(msg.account, msg);
+    const t = Math.floor((msg.ts ? msg.ts / 1e9 : nowSeconds));
+    let curve = this.curves.get(msg.account);
+    if (!curve) this.curves.set(msg.account, (curve = []));
+    const last = curve[curve.length - 1];
+    if (last && last[0] === t) last[1] = msg.equity;
+    else curve.push([t, msg.equity]);
+    if (curve.length > CURVE_CAP) curve.splice(0, curve.length - CURVE_CAP);
+  }
+
+  ranked() {
+    return [...this.latest.values()].sort((a, b) => b.equity - a.equity);
+  }
+
+  clear() {
+    this.latest.clear();
+    this.curves.clear();
+  }
+}
+
+/** Push onto a list and keep its newest ``cap`` entries. */
+export function pushCapped(list, item, cap = LIST_CAP) {
+  list.push(item);
+  if (list.length > cap) list.splice(0, list.length - cap);
+}
+
+/** Decimals of a tick size (0.01 -> 2, 0.5 -> 1, 1 -> 0). */
+export function tickDecimals(tick) {
+  const text = String(tick);
+  if (text.includes("e-")) return Number(text.split("e-")[1]);
+  const dot = text.indexOf(".");
+  return dot < 0 ? 0 : text.length - dot - 1;
+}
