@@ -85,6 +85,7 @@ class EngineApp:
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.durability: Durability | None = None
         recovered: list[bytes] = []
+        first_seq = 0
         if core is not None:
             self.core = core
         elif self.data_dir is not None:
@@ -105,12 +106,7 @@ class EngineApp:
         )
         if recovered:
             self.history.extend(first_seq + 1, recovered)
-        self.committer: Committer = ImmediateCommit(self.sequencer)
-        if self.durability is not None and mode == "always":
-            self.committer = PipelinedCommit(self.sequencer, _journal_failed)
-        elif self.durability is not None and mode == "batch":
-            interval = config.engine.fsync_interval_ms / 1000
-            self.committer = PeriodicSync(self.sequencer, _journal_failed, interval)
+        self.committer = self._committer(mode)
         self.publisher = Publisher(
             self.sequencer,
             self.history,
@@ -137,6 +133,22 @@ class EngineApp:
         self.command_port = 0
         self.event_port = 0
         self.registry = self.stats.registry()
+        self._register_gauges()
+
+    def _committer(self, mode: str) -> Committer:
+        """When staged replies and events may leave: at once without a journal; after an
+        fsync covering them (``always``); after their write, with a background fsync every
+        ``fsync_interval_ms`` (``batch``); after their write (``none``)."""
+        if self.durability is not None and mode == "always":
+            return PipelinedCommit(self.sequencer, _journal_failed)
+        if self.durability is not None and mode == "batch":
+            interval = self.config.engine.fsync_interval_ms / 1000
+            return PeriodicSync(self.sequencer, _journal_failed, interval)
+        return ImmediateCommit(self.sequencer)
+
+    def _register_gauges(self) -> None:
+        """The gauges ``/metrics`` reads at scrape time: last seq, subscribers, connections
+        and unsent bytes per port."""
         self.stats.gauges.update(
             {
                 "engine_last_seq": lambda: float(self.core.last_seq),
