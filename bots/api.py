@@ -190,7 +190,8 @@ class Order(msgspec.Struct, kw_only=True):
     cum_qty: int = 0
     leaves_qty: int = 0
     avg_px: float = 0.0
-    tif: TimeInForce = "gtc"
+    tif: TimeInForce | Literal["gtd"] = "gtc"
+    """As the engine reports it: ``gtd`` for a good-till-date order (placed by another tool)."""
     post_only: bool = False
     status: OrderState = "pending_new"
 

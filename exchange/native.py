@@ -43,6 +43,7 @@ COMPILED_MODULES = (
     "reports",
     "venue",
     "orders",
+    "clock",
     "matching",
     "risk",
     "liquidation",

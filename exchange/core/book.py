@@ -38,6 +38,7 @@ class Order:
         "client_order_id",
         "cum_cost",
         "cum_qty",
+        "expire_at",
         "is_buy",
         "leaves",
         "liquidation",
@@ -69,6 +70,7 @@ class Order:
         stp: SelfTradePrevention = "expire_taker",
         live: bool = False,  # resting in the book
         liquidation: bool = False,
+        expire_at: int | None = None,  # tif gtd: ns since the epoch
     ) -> None:
         self.order_id = order_id
         self.account = account
@@ -86,6 +88,7 @@ class Order:
         self.stp = stp
         self.live = live
         self.liquidation = liquidation
+        self.expire_at = expire_at
 
     def __repr__(self) -> str:
         side = "buy" if self.is_buy else "sell"

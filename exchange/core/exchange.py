@@ -21,6 +21,7 @@ from typing import Literal
 
 from exchange.core.accounts import AccountState
 from exchange.core.book import Order, OrderBook
+from exchange.core.clock import expire_due, next_deadline, schedule
 from exchange.core.config import CoreConfig
 from exchange.core.instruments import MONEY_SCALE
 from exchange.core.liquidation import check_accounts, liquidate, retry_liquidations
@@ -48,6 +49,7 @@ from exchange.core.venue import Venue
 from exchange.protocol.bounds import MAX_QTY
 from exchange.protocol.messages import (
     Account,
+    AdvanceTime,
     AmendOrder,
     CancelAll,
     CancelAllDone,
@@ -93,6 +95,11 @@ class Exchange:
     def fee_pool(self) -> int:
         """Fees collected by the venue, in money units (rebates paid are subtracted)."""
         return self.venue.fee_pool
+
+    def next_deadline(self) -> int | None:
+        """The earliest ``expire_at`` of a live GTD order (None: none): when the engine should
+        next submit ``AdvanceTime``."""
+        return next_deadline(self.venue)
 
     def symbols(self) -> list[str]:
         return list(self.venue.books)
@@ -194,6 +201,8 @@ class Exchange:
                 self._create_account(command)
             case Revalue():
                 self._revalue()
+            case AdvanceTime():
+                expire_due(venue, ts)
             case _:
                 text = f"not a core command: {type(command).__name__}"
                 events.append(invalid(command, text))
@@ -219,8 +228,22 @@ class Exchange:
                 return
             if tif == "gtc":
                 tif = "ioc"
-        if cmd.post_only and (is_market or tif != "gtc"):
-            venue.events.append(invalid(cmd, "post_only needs a gtc limit order"))
+        if cmd.post_only and (is_market or (tif != "gtc" and tif != "gtd")):
+            venue.events.append(invalid(cmd, "post_only needs a gtc or gtd limit order"))
+            return
+        expire_at = cmd.expire_at
+        if tif == "gtd":
+            if is_market:
+                self._reject(account, cmd, "invalid_order", "a gtd order must be a limit order")
+                return
+            if expire_at is None:
+                self._reject(account, cmd, "invalid_order", "tif gtd needs expire_at")
+                return
+            if expire_at <= venue.ts:
+                self._reject(account, cmd, "invalid_order", "expire_at is not in the future")
+                return
+        elif expire_at is not None:
+            self._reject(account, cmd, "invalid_order", "expire_at needs tif gtd")
             return
         if account.liquidating:
             self._reject(account, cmd, "account_liquidating", "account is being liquidated")
@@ -242,7 +265,7 @@ class Exchange:
                 return
             price = ticks
         limits = band(book)
-        rests = not is_market and tif == "gtc"
+        rests = not is_market and (tif == "gtc" or tif == "gtd")
         refusal = check_new(account, book, cmd, price, limits, rests)
         if refusal is not None:
             self._reject(account, cmd, refusal[0], refusal[1])
@@ -263,6 +286,7 @@ class Exchange:
             tif=tif,
             post_only=cmd.post_only,
             stp=cmd.stp,
+            expire_at=expire_at,
         )
         report(venue, order, "new", "new", cmd.req_id)
         if is_market:
@@ -271,6 +295,8 @@ class Exchange:
             rest(venue, order)  # the common case: a passive order joins the book
         else:
             execute(venue, order, price, rests)
+        if expire_at is not None and order.live:
+            schedule(venue, order)
 
     def _reject(
         self, account: AccountState, cmd: NewOrder, reason: RejectReason, text: str

@@ -10,12 +10,15 @@ command. Never used by the engine itself; it walks every order, so it costs O(st
 - each holding's open-order exposure equals the sum over the account's live orders;
 - money is conserved: the accounts' cash less their positions' cost bases, plus the fees
   the venue collected, equals the money deposited;
-- every order has ``qty == cum_qty + leaves`` (and positive ``leaves`` while live).
+- every order has ``qty == cum_qty + leaves`` (and positive ``leaves`` while live);
+- the deadlines heap holds a current entry for every live GTD order (and only GTD orders
+  have ``expire_at``).
 """
 
 from __future__ import annotations
 
 from exchange.core.book import Order
+from exchange.core.clock import deadline_orders
 from exchange.core.venue import Venue
 
 
@@ -78,4 +81,10 @@ def violations(venue: Venue) -> list[str]:
         problems.append(f"{len(live)} live orders in books, {indexed} in account indexes")
     if money != deposits:
         problems.append(f"money not conserved: {money} held, {deposits} deposited")
+    scheduled = deadline_orders(venue)
+    for order_id, order in live.items():
+        if (order.tif == "gtd") != (order.expire_at is not None):
+            problems.append(f"order {order_id}: tif {order.tif} with expire_at {order.expire_at}")
+        if order.expire_at is not None and order_id not in scheduled:
+            problems.append(f"GTD order {order_id} has no deadline in the heap")
     return problems

@@ -1,12 +1,14 @@
 """Capture and restore of the core's whole state: the canonical ``CoreState`` of a ``Venue``
 (``exchange.core.state`` holds its shape and encoding), and a fresh venue rebuilt from one, with
-every derived index (heaps, live-order indexes, open exposure, the margin watch) recomputed.
+every derived index (heaps, the GTD deadlines, live-order indexes, open exposure, the margin
+watch) recomputed.
 ``Exchange.capture`` / ``Exchange.restore`` are the entry points.
 """
 
 from __future__ import annotations
 
 from exchange.core.book import Order
+from exchange.core.clock import schedule
 from exchange.core.orders import rest
 from exchange.core.state import (
     SNAPSHOT_VERSION,
@@ -126,6 +128,7 @@ def restore(venue: Venue, state: CoreState) -> None:
                         post_only=o.post_only,
                         stp=o.stp,
                         liquidation=o.liquidation,
+                        expire_at=o.expire_at,
                     )
                 )
                 account.holding(book)
@@ -136,6 +139,7 @@ def restore(venue: Venue, state: CoreState) -> None:
     # which is the order in which orders became live.
     for order in resting:
         rest(venue, order)
+        schedule(venue, order)
     for account in venue.accounts.values():
         account.orders = dict(sorted(account.orders.items()))
     for book in venue.books.values():
@@ -172,4 +176,5 @@ def _order_state(order: Order) -> OrderState:
         order.post_only,
         order.stp,
         order.liquidation,
+        order.expire_at,
     )

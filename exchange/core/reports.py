@@ -80,6 +80,7 @@ def order_report(
         req_id,  # req_id
         ts,  # ts
         seq,  # seq
+        order.expire_at,  # expire_at
     )
 
 
@@ -125,6 +126,7 @@ def trade_report(
         None,  # req_id
         ts,  # ts
         seq,  # seq
+        order.expire_at,  # expire_at
     )
 
 
@@ -166,6 +168,7 @@ def rejected_report(
         cmd.req_id,  # req_id
         ts,  # ts
         seq,  # seq
+        cmd.expire_at,  # expire_at
     )
 
 
@@ -272,4 +275,5 @@ def order_info(order: Order) -> OrderInfo:
         avg_px=instrument.avg_price(order.cum_cost, cum) if cum else 0.0,
         status=status_of(order),
         post_only=order.post_only,
+        expire_at=order.expire_at,
     )

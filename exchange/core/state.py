@@ -17,7 +17,8 @@ import msgspec
 
 from exchange.protocol.messages import OrderStatus, OrderType, SelfTradePrevention, TimeInForce
 
-SNAPSHOT_VERSION = 1
+SNAPSHOT_VERSION = 2
+"""2: ``OrderState.expire_at`` (GTD orders)."""
 
 
 class OrderState(msgspec.Struct, array_like=True, frozen=True):
@@ -37,6 +38,7 @@ class OrderState(msgspec.Struct, array_like=True, frozen=True):
     post_only: bool
     stp: SelfTradePrevention
     liquidation: bool
+    expire_at: int | None = None
 
 
 class LevelState(msgspec.Struct, array_like=True, frozen=True):

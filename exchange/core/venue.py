@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from exchange.core.accounts import AccountState
-from exchange.core.book import OrderBook
+from exchange.core.book import Order, OrderBook
 from exchange.core.config import CoreConfig
 from exchange.core.done import DoneOrders
 from exchange.core.instruments import MONEY_SCALE, Instrument
@@ -28,6 +28,8 @@ class Venue:
         "api_keys",
         "books",
         "config",
+        "deadlines",
+        "deadlines_limit",
         "done",
         "events",
         "fee_pool",
@@ -62,6 +64,10 @@ class Venue:
         """The equity each account's last ``account_update`` showed (for revaluation)."""
         self.liquidating: dict[str, AccountState] = {}
         self.watch = MarginWatch()
+        self.deadlines: list[tuple[int, int, Order]] = []
+        """The GTD orders' deadlines heap: (expire_at, order_id, order) (``clock``)."""
+        self.deadlines_limit = 1024
+        """Heap size at which ``clock.schedule`` drops stale entries."""
         self.seq = 0
         self.ts = 0
         self.next_order_id = 1

@@ -39,7 +39,7 @@ from exchange.engine.metrics import EngineStats
 from exchange.engine.publisher import Publisher
 from exchange.engine.sequencer import Sequencer
 from exchange.protocol.config import SystemConfig
-from exchange.protocol.messages import Revalue
+from exchange.protocol.messages import AdvanceTime, Revalue
 from exchange.service.http import http_handler
 
 log = structlog.get_logger("engine")
@@ -127,6 +127,7 @@ class EngineApp:
         self._heartbeat_interval = heartbeat_interval
         self._gateway_grace = gateway_grace
         self._mark_interval = config.engine.mark_interval_ms / 1000
+        self._clock_interval = config.engine.clock_interval_ms / 1000
         self._servers: list[Server] = []
         self._timers: list[asyncio.Task[None]] = []
         self._ready = False
@@ -215,6 +216,10 @@ class EngineApp:
         )
         if self._mark_interval > 0:
             self._timers.append(loop.create_task(self._every(self._mark_interval, self.revalue)))
+        if self._clock_interval > 0:
+            self._timers.append(
+                loop.create_task(self._every(self._clock_interval, self.advance_time))
+            )
         if self.durability is not None:
             self._timers.append(loop.create_task(self._every(1.0, self.maybe_snapshot)))
         self._ready = True
@@ -230,6 +235,15 @@ class EngineApp:
         """Mark to market: account updates for every account whose equity moved."""
         events = self.sequencer.submit("", Revalue())
         self.stats.commands["Revalue"] += 1
+        self.publisher.publish(events, None)
+
+    def advance_time(self) -> None:
+        """Expire due GTD orders: one journaled ``AdvanceTime`` when a deadline has passed."""
+        deadline = self.core.next_deadline()
+        if deadline is None or deadline > self.sequencer.peek():
+            return
+        events = self.sequencer.submit("", AdvanceTime())
+        self.stats.commands["AdvanceTime"] += 1
         self.publisher.publish(events, None)
 
     def maybe_snapshot(self) -> None:

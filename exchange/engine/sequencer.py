@@ -62,6 +62,10 @@ class Sequencer:
         """The ts of the last command submitted (0 before any)."""
         return self._last_ts
 
+    def peek(self) -> int:
+        """What ``now`` would hand out, without handing it out (nothing is stamped)."""
+        return max(self._clock(), self._last_ts)
+
     def now(self) -> int:
         """The next input time: the clock, but never earlier than the last one handed out."""
         ts = self._clock()

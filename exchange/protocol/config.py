@@ -53,6 +53,9 @@ class EngineSection(_Section, frozen=True):
     mark_interval_ms: int = 1000
     """How often the engine publishes mark-to-market ``account_update``s (a journaled
     ``revalue`` command)."""
+    clock_interval_ms: int = 50
+    """How often the engine checks the GTD deadlines; when one is due it submits a journaled
+    ``advance_time`` command (0 disables it: GTD orders then never expire)."""
     event_history: int = 1_000_000
     """How many recent events the event port serves from memory."""
     fsync: Literal["batch", "always", "none"] = "batch"

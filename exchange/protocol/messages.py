@@ -19,7 +19,7 @@ import msgspec
 
 Side = Literal["buy", "sell"]
 OrderType = Literal["limit", "market"]
-TimeInForce = Literal["gtc", "ioc", "fok"]
+TimeInForce = Literal["gtc", "ioc", "fok", "gtd"]
 SelfTradePrevention = Literal["expire_taker", "expire_maker", "expire_both"]
 ExecType = Literal["new", "trade", "canceled", "replaced", "rejected", "expired"]
 OrderStatus = Literal["new", "partially_filled", "filled", "canceled", "rejected", "expired"]
@@ -49,6 +49,8 @@ RejectReason = Literal[
     "self_trade",
     "account_liquidating",
     "engine_unavailable",
+    "invalid_order",
+    "gtd_expired",
 ]
 
 ErrorCode = Literal[
@@ -108,6 +110,8 @@ class NewOrder(_Request, frozen=True, tag="new_order"):
     post_only: bool = False
     client_order_id: str | None = None
     stp: SelfTradePrevention = "expire_taker"
+    expire_at: int | None = None
+    """``tif`` ``gtd`` only: ns since the epoch; what is left then ends ``expired``."""
 
 
 class CancelOrder(_Request, frozen=True, tag="cancel_order"):
@@ -176,9 +180,17 @@ class Revalue(_Request, frozen=True, tag="revalue"):
     with the marks since its last update."""
 
 
+class AdvanceTime(_Request, frozen=True, tag="advance_time"):
+    """Engine command (timer): time has reached the command's input ``ts``; every live GTD
+    order with ``expire_at <= ts`` ends ``expired`` (``gtd_expired``), in (expire_at, order_id)
+    order. Journaled like any command, so a replay expires every order at the same ``seq``."""
+
+
 OrderCommand = NewOrder | CancelOrder | AmendOrder | CancelAll
 """The client requests that change exchange state."""
-CoreCommand = NewOrder | CancelOrder | AmendOrder | CancelAll | CreateAccount | Revalue
+CoreCommand = (
+    NewOrder | CancelOrder | AmendOrder | CancelAll | CreateAccount | Revalue | AdvanceTime
+)
 """Everything ``Exchange.submit`` accepts, and so everything the journal records."""
 
 
@@ -256,6 +268,7 @@ class ExecutionReport(_Server, frozen=True, tag="execution_report"):
     req_id: RequestId = None
     ts: int | None = None
     seq: int | None = None
+    expire_at: int | None = None
 
 
 class CancelReject(_Server, frozen=True, tag="cancel_reject"):
@@ -341,6 +354,7 @@ class OrderInfo(msgspec.Struct, frozen=True, gc=False):
     avg_px: float
     status: OrderStatus
     post_only: bool = False
+    expire_at: int | None = None
 
 
 class OrderState(_Server, frozen=True, tag="order"):

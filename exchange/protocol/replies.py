@@ -90,6 +90,7 @@ def rejection(
                 req_id=request.req_id,
                 ts=ts,
                 seq=None,
+                expire_at=request.expire_at,
             )
         )
     if kind is CancelOrder or kind is AmendOrder:

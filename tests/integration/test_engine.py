@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -332,6 +333,38 @@ async def test_mark_to_market_updates_reach_sessions() -> None:
         marked = await alice.expect("account_update")
         assert marked["positions"][0]["mark_px"] == 196.0
         assert marked["unrealized_pnl"] == 12.0
+
+
+async def test_a_gtd_order_expires_by_itself_with_the_clock_timer(tmp_path: Path) -> None:
+    config = config_with(engine={"clock_interval_ms": 20})
+    async with (
+        running_engine(config, data_dir=tmp_path) as engine,
+        running_gateway(engine_url(engine), config) as gateway,
+        gateway_client(gateway.port, "alice-key") as alice,
+    ):
+        expire_at = time.time_ns() + 300_000_000
+        await alice.send(order("buy", 2, 184.0, tif="gtd", expire_at=expire_at))
+        new = await alice.expect("execution_report")
+        assert (new["exec_type"], new["tif"], new["expire_at"]) == ("new", "gtd", expire_at)
+        assert engine.core.next_deadline() == expire_at
+        expired = await asyncio.wait_for(alice.expect("execution_report"), 5)
+        assert (expired["exec_type"], expired["status"], expired["reject_reason"]) == (
+            "expired",
+            "expired",
+            "gtd_expired",
+        )
+        assert expired["order_id"] == new["order_id"] and expired["expire_at"] == expire_at
+        assert expired["ts"] >= expire_at and expired["leaves_qty"] == 0
+        assert engine.core.next_deadline() is None
+        assert engine.stats.commands["AdvanceTime"] == 1
+        await alice.send({"type": "get_orders"})
+        assert (await alice.expect("orders"))["orders"] == []
+        await alice.send(order("buy", 1, 184.0, tif="gtd", expire_at=expire_at))
+        late = await alice.expect("execution_report")
+        assert (late["exec_type"], late["reject_reason"]) == ("rejected", "invalid_order")
+        state, last = engine.core.state_hash(), engine.core.last_seq
+    async with running_engine(config, data_dir=tmp_path) as restarted:
+        assert restarted.core.state_hash() == state and restarted.core.last_seq == last
 
 
 # ---------------------------------------------------------------------- health and metrics

@@ -14,7 +14,7 @@ from exchange.engine.recovery import RecoveryError, events_since, make_snapshot,
 from exchange.engine.snapshots import list_snapshots, write_snapshot
 from exchange.protocol import encode
 from exchange.protocol.config import DEFAULT_CONFIG_PATH
-from exchange.protocol.messages import CancelOrder, CreateAccount, NewOrder
+from exchange.protocol.messages import AdvanceTime, CancelOrder, CreateAccount, NewOrder
 from exchange.replay import main as replay_main
 from tests.unit.core_helpers import make_exchange
 
@@ -347,3 +347,47 @@ def test_replay_detects_a_seq_gap_between_records(
     assert "GAP at record" in capsys.readouterr().out
     with pytest.raises(RecoveryError, match="starts after seq"):
         recover(tmp_path, make_exchange().config)
+
+
+def _gtd_commands() -> list[tuple[str, object]]:
+    """GTD orders (each due 20 commands later) among plain ones, with ``AdvanceTime`` ticks."""
+    out: list[tuple[str, object]] = []
+    for i in range(60):  # command i gets ts i + 1
+        if i % 5 == 0:
+            gtd = NewOrder(
+                symbol="XYZ", side="buy", qty=2, price=98.0 + i % 3, tif="gtd", expire_at=20 + i
+            )
+            out.append(("abc"[i % 3], gtd))
+        elif i % 4 == 0:
+            out.append(("", AdvanceTime()))
+        else:
+            price = 100.0 + (i % 5) * 0.25
+            out.append(("abc"[i % 3], NewOrder(symbol="XYZ", side="sell", qty=1, price=price)))
+    return out
+
+
+def test_replaying_the_journal_expires_gtd_orders_at_the_same_seq(tmp_path: Path) -> None:
+    cmds = _gtd_commands()
+    journaled = JournaledCore(tmp_path)
+    for ts, (account, command) in enumerate(cmds, start=1):
+        journaled.apply(account, command, ts)
+        if ts == 30:
+            journaled.snapshot()  # a GTD order still rests here: its deadline is restored
+    journaled.writer.close()
+    expired = [
+        (e.seq, e.order_id)
+        for e in journaled.events
+        if getattr(e, "reject_reason", None) == "gtd_expired"
+    ]
+    assert len(expired) >= 3
+    state = recover(tmp_path, journaled.config)
+    assert state.snapshot_index == 30 and state.problems == []
+    assert state.core.state_hash() == run_uninterrupted(cmds).state_hash()
+    regenerated = [e for batch in events_since(tmp_path, journaled.config, 0) for e in batch]
+    assert encode(regenerated) == encode([e for e in journaled.events if getattr(e, "seq", None)])
+    assert [
+        (e.seq, e.order_id)
+        for e in regenerated
+        if getattr(e, "reject_reason", None) == "gtd_expired"
+    ] == expired
+    assert replay_main(["--data-dir", str(tmp_path), "--config", str(_toml(tmp_path))]) == 0
