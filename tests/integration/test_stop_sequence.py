@@ -256,6 +256,25 @@ class FakeGateway:
                         await ws.send(json.dumps({**done, "req_id": message["req_id"]}))
 
 
+def maker_bot(gateway: str, marketdata: str) -> BotRunner:
+    """A built-in maker bot trading AAPL as alice against the servers at these URLs."""
+    strategy, context, settings = prepare(
+        {
+            "strategy": "maker",
+            "account": "alice",
+            "api_key": "alice-key",
+            "symbol": "AAPL",
+            "seed": 1,
+            "gateway": gateway,
+            "marketdata": marketdata,
+            "app_dir": ".",
+            "depth": 20,
+            "register_cash": 100_000.0,
+        }
+    )
+    return BotRunner(BotDriver(strategy, context, client_order_prefix="t-"), settings)
+
+
 async def idle(ws: ServerConnection) -> None:
     await ws.wait_closed()
 
@@ -281,21 +300,7 @@ async def test_a_bot_stopping_with_its_gateway_logs_no_warning(
             f"ws://127.0.0.1:{s.sockets[0].getsockname()[1]}"
             for s in (gateway_server, relay_server)
         ]
-        strategy, context, settings = prepare(
-            {
-                "strategy": "maker",
-                "account": "alice",
-                "api_key": "alice-key",
-                "symbol": "AAPL",
-                "seed": 1,
-                "gateway": urls[0],
-                "marketdata": urls[1],
-                "app_dir": ".",
-                "depth": 20,
-                "register_cash": 100_000.0,
-            }
-        )
-        runner = BotRunner(BotDriver(strategy, context, client_order_prefix="t-"), settings)
+        runner = maker_bot(urls[0], urls[1])
         stop = asyncio.Event()
         with capture_logs() as logs:
             running = asyncio.create_task(runner.run(stop))
@@ -329,21 +334,7 @@ async def test_a_bot_started_before_its_servers_waits_quietly_then_warns() -> No
     """Started with the rest of the system, a bot whose servers do not listen yet logs its
     failed connections at info during the start-up grace; past it, they are warnings."""
     urls = [f"ws://127.0.0.1:{_closed_port()}" for _ in range(2)]
-    strategy, context, settings = prepare(
-        {
-            "strategy": "maker",
-            "account": "alice",
-            "api_key": "alice-key",
-            "symbol": "AAPL",
-            "seed": 1,
-            "gateway": urls[0],
-            "marketdata": urls[1],
-            "app_dir": ".",
-            "depth": 20,
-            "register_cash": 100_000.0,
-        }
-    )
-    runner = BotRunner(BotDriver(strategy, context, client_order_prefix="t-"), settings)
+    runner = maker_bot(urls[0], urls[1])
     stop = asyncio.Event()
     with capture_logs() as logs:
         running = asyncio.create_task(runner.run(stop))
