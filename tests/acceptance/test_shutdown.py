@@ -12,13 +12,11 @@ alice's is empty and the engine's book holds bob's order only; no bot printed a 
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.exceptions import ConnectionClosed
 
 from tests.acceptance.harness import (
     engine_argv,
@@ -28,7 +26,7 @@ from tests.acceptance.harness import (
     live_orders,
     wait_healthy,
 )
-from tests.integration.clients import WsClient, gateway_client
+from tests.integration.clients import gateway_client, read_until_closed
 from tests.integration.live_system import LiveSystem, live_system, procfile_command
 from tests.support import seconds
 
@@ -38,17 +36,6 @@ SYMBOL = "AAPL"
 
 def order(side: str, price: float, **fields: Any) -> dict[str, Any]:
     return {"type": "new_order", "symbol": SYMBOL, "side": side, "qty": 1, "price": price, **fields}
-
-
-async def read_until_closed(client: WsClient) -> tuple[list[dict[str, Any]], int | None]:
-    """Every message the gateway sends ``client`` until it closes the connection."""
-    messages = list(client.buffer)
-    try:
-        while True:
-            parsed = json.loads(await client.ws.recv())
-            messages += parsed if isinstance(parsed, list) else [parsed]
-    except ConnectionClosed:
-        return messages, client.ws.close_code
 
 
 def loud_lines(system: LiveSystem, name: str) -> list[str]:

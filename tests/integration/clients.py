@@ -291,3 +291,15 @@ async def command_client(port: int) -> AsyncIterator[CommandClient]:
         close_timeout=seconds(2),
     ) as ws:
         yield CommandClient(ws)
+
+
+async def read_until_closed(client: WsClient) -> tuple[list[dict[str, Any]], int | None]:
+    """Every message sent to ``client`` (buffered ones first) until the server closes the
+    connection, and the close code."""
+    messages = list(client.buffer)
+    try:
+        while True:
+            parsed = json.loads(await client.ws.recv())
+            messages += parsed if isinstance(parsed, list) else [parsed]
+    except ConnectionClosed:
+        return messages, client.ws.close_code

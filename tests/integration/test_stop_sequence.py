@@ -36,10 +36,10 @@ from exchange.engine import EngineApp
 from exchange.protocol.config import load_config
 from gateway.server import GatewayApp
 from tests.integration.clients import (
-    WsClient,
     command_client,
     engine_url,
     gateway_client,
+    read_until_closed,
     running_engine,
 )
 from tests.support import seconds
@@ -56,17 +56,6 @@ async def started_gateway(url: str) -> GatewayApp:
     await gateway.start()
     await asyncio.wait_for(gateway.link.wait_up(), seconds(5))
     return gateway
-
-
-async def read_until_closed(client: WsClient) -> tuple[list[dict[str, Any]], int | None]:
-    """Every message sent to ``client`` until the server closes the connection."""
-    messages = list(client.buffer)
-    try:
-        while True:
-            parsed = json.loads(await client.ws.recv())
-            messages += parsed if isinstance(parsed, list) else [parsed]
-    except ConnectionClosed:
-        return messages, client.ws.close_code
 
 
 class HoldingProxy:

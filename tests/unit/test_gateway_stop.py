@@ -9,23 +9,12 @@ from typing import Any
 
 from exchange.protocol.codec import request_decoder
 from exchange.protocol.messages import CancelAll, Limits
-from gateway.dispatch import Dispatcher, Pending
+from gateway.dispatch import Dispatcher
 from gateway.metrics import GatewayStats
 from gateway.sessions import Session, SessionRegistry
+from tests.unit.test_gateway_logic import FakeLink
 
 LIMITS = Limits(orders_per_second=10.0, burst=10, max_open_orders=5)
-
-
-class FakeLink:
-    def __init__(self, up: bool = True) -> None:
-        self.up = up
-        self.sent: list[tuple[Any, Pending]] = []
-
-    def request(self, pending: Pending) -> None:
-        if not self.up:
-            pending.on_unavailable()
-            return
-        self.sent.append((pending.envelope(len(self.sent) + 1), pending))
 
 
 class Inbox:
