@@ -41,12 +41,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_e2e import (  # a sibling script, not a package
     SYMBOL,
-    Process,
     _encode,
     connect_client,
-    start,
-    stop,
-    write_config,
+    start_system,
+    stop_system,
 )
 from playwright.async_api import async_playwright
 
@@ -281,56 +279,12 @@ async def measure(relay_port: int, gateway_port: int, args: argparse.Namespace) 
 
 async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp)
-        config = write_config(directory, max(args.clients, 2))
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        common = ["--config", str(config), "--log-dir", str(directory / "logs")]
-        processes: list[Process] = []
+        processes = start_system(Path(tmp), max(args.clients, 2))
+        _, gateway, relay = processes
         try:
-            engine = start(
-                "exchange",
-                [
-                    "--command-port",
-                    "0",
-                    "--event-port",
-                    "0",
-                    "--data-dir",
-                    str(directory / "data"),
-                    *common,
-                ],
-                env,
-            )
-            processes.append(engine)
-            gateway = start(
-                "gateway",
-                [
-                    "--port",
-                    "0",
-                    "--rest-port",
-                    "0",
-                    "--engine",
-                    f"ws://127.0.0.1:{engine.ports['command_port']}",
-                    *common,
-                ],
-                env,
-            )
-            processes.append(gateway)
-            relay = start(
-                "marketdata",
-                [
-                    "--port",
-                    "0",
-                    "--upstream",
-                    f"ws://127.0.0.1:{engine.ports['event_port']}",
-                    *common,
-                ],
-                env,
-            )
-            processes.append(relay)
             await measure(relay.ports["port"], gateway.ports["port"], args)
         finally:
-            for process in reversed(processes):
-                stop(process)
+            stop_system(processes)
 
 
 def main() -> None:

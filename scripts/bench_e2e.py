@@ -117,6 +117,50 @@ def stop(process: Process) -> None:
         process.popen.kill()
 
 
+def start_system(directory: Path, accounts: int, fsync: str = "engine-default") -> list[Process]:
+    """Engine, gateway (WebSocket and REST on port 0) and relay as processes on a generated
+    config in ``directory``; returns them in start order. Stops what started if one fails."""
+    config = write_config(directory, accounts)
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    common = ["--config", str(config), "--log-dir", str(directory / "logs")]
+    processes: list[Process] = []
+    try:
+        engine = start(
+            "exchange",
+            [
+                "--command-port",
+                "0",
+                "--event-port",
+                "0",
+                "--data-dir",
+                str(directory / "data"),
+                *(["--fsync", fsync] if fsync != "engine-default" else []),
+                *common,
+            ],
+            env,
+        )
+        processes.append(engine)
+        command, events = engine.ports["command_port"], engine.ports["event_port"]
+        engine_url = f"ws://127.0.0.1:{command}"
+        processes.append(
+            start(
+                "gateway", ["--port", "0", "--rest-port", "0", "--engine", engine_url, *common], env
+            )
+        )
+        upstream = f"ws://127.0.0.1:{events}"
+        processes.append(start("marketdata", ["--port", "0", "--upstream", upstream, *common], env))
+    except BaseException:
+        stop_system(processes)
+        raise
+    return processes
+
+
+def stop_system(processes: list[Process]) -> None:
+    """Stop ``processes`` in reverse start order."""
+    for process in reversed(processes):
+        stop(process)
+
+
 async def connect_client(port: int, n: int) -> Any:
     return await websockets.connect(
         f"ws://127.0.0.1:{port}",
@@ -499,42 +543,8 @@ def quantiles(histogram: HdrHistogram) -> str:
 
 async def main_async(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        directory = Path(tmp)
-        config = write_config(directory, max(args.clients, 2))
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        common = ["--config", str(config), "--log-dir", str(directory / "logs")]
-        engine = start(
-            "exchange",
-            [
-                "--command-port",
-                "0",
-                "--event-port",
-                "0",
-                "--data-dir",
-                str(directory / "data"),
-                *(["--fsync", args.fsync] if args.fsync != "engine-default" else []),
-                *common,
-            ],
-            env,
-        )
-        gateway = start(
-            "gateway",
-            [
-                "--port",
-                "0",
-                "--rest-port",
-                "0",
-                "--engine",
-                f"ws://127.0.0.1:{engine.ports['command_port']}",
-                *common,
-            ],
-            env,
-        )
-        relay = start(
-            "marketdata",
-            ["--port", "0", "--upstream", f"ws://127.0.0.1:{engine.ports['event_port']}", *common],
-            env,
-        )
+        processes = start_system(Path(tmp), max(args.clients, 2), args.fsync)
+        _, gateway, relay = processes
         try:
             print(
                 f"python {sys.version.split()[0]}, clients={args.clients}, fsync={args.fsync}, "
@@ -583,8 +593,7 @@ async def main_async(args: argparse.Namespace) -> None:
                 f"(slowest got {slowest:,}), engine->subscriber delay {quantiles(hist)}"
             )
         finally:
-            for process in (relay, gateway, engine):
-                stop(process)
+            stop_system(processes)
 
 
 def main() -> None:
