@@ -12,7 +12,10 @@ the recorded command list is replayed into a fresh core and timed. Replays are c
 deterministic (same final seq and state hash as the generating run).
 
 Usage: .venv/bin/python scripts/bench_engine.py [--ops N] [--flows mixed,deep,lobster]
-       [--symbols 1,4] [--memory]
+       [--symbols 1,4] [--memory] [--gc engine|default]
+The timed replays run under the engine process's garbage-collector settings
+(``exchange.service.runtime.tune_gc``: start-up state frozen, gen0 every 50,000 allocations);
+``--gc default`` keeps Python's (as the engine does with EXCHANGE_GC=default).
 The core runs compiled when scripts/setup could build it (the first line says which build);
 EXCHANGE_PURE_CORE=1 measures the pure-Python core.
 """
@@ -35,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from exchange.core import BUILD, AccountSpec, CoreConfig, Exchange, InstrumentSpec
 from exchange.protocol.messages import CancelOrder, NewOrder
+from exchange.service.runtime import tune_gc
 
 LOBSTER_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "lobster"
 SYMBOLS = ["SYM0", "SYM1", "SYM2", "SYM3"]
@@ -42,6 +46,7 @@ ACCOUNTS = [f"acct{i}" for i in range(8)]
 REFERENCE_TICKS = 10_000  # 100.00 at tick 0.01
 
 Command = tuple[str, Any]
+DEFAULT_GC = gc.get_threshold()
 
 
 def make_config(symbols: list[str], price_band: float = 0.5) -> CoreConfig:
@@ -395,10 +400,16 @@ def main() -> None:
     parser.add_argument("--symbols", default="1,4")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--memory", action="store_true", help="also measure bytes per order")
+    parser.add_argument(
+        "--gc",
+        choices=("engine", "default"),
+        default="engine",
+        help="garbage-collector settings of the timed runs: the engine's (default) or Python's",
+    )
     args = parser.parse_args()
     flows = args.flows.split(",")
     python = sys.version.split()[0]
-    print(f"python {python}, core build {BUILD}, ops={args.ops:,}, seed={args.seed}")
+    print(f"python {python}, core build {BUILD}, ops={args.ops:,}, seed={args.seed}, gc={args.gc}")
     print(
         f"{'flow':<10}{'symbols':>8}{'ops':>11}{'events':>11}{'ops/s':>12}{'events/s':>12}"
         f"{'resting':>9}{'bare ops/s':>12}{'ratio':>7}"
@@ -416,11 +427,15 @@ def main() -> None:
                 commands = generator.commands
                 config = make_config(SYMBOLS[:nsym])
                 reference = generator.core
+            if args.gc == "engine":
+                tune_gc()
             elapsed, events, core = replay(config, commands)
+            bare = replay_bare(commands, bare_ids(commands, config))
+            gc.set_threshold(*DEFAULT_GC)
+            gc.unfreeze()
             if flow != "lobster":
                 assert core.last_seq == reference.last_seq, "replay is not deterministic"
             resting = sum(len(a.orders) for a in core.accounts())
-            bare = replay_bare(commands, bare_ids(commands, config))
             print(
                 f"{flow:<10}{nsym:>8}{len(commands):>11,}{events:>11,}"
                 f"{len(commands) / elapsed:>12,.0f}{events / elapsed:>12,.0f}{resting:>9,}"

@@ -11,6 +11,12 @@ While every mark stays inside its band the account's cushion stays >= 0, so it n
 re-check. When a mark leaves a band, ``breached`` names the account and the caller evaluates it
 exactly again (and re-arms it). Entries are versioned; stale ones are skipped lazily.
 
+Only the side of a band that can hurt is recorded. With the quantity fixed, a symbol's part of
+the cushion is linear in its mark, ``qty x mark x tick_value x (1 - sign(qty) x mm_rate)``: a
+long position loses cushion only as the mark falls (and, with a maintenance rate above 1, as
+it rises too: then both sides are kept), a short one only as it rises. A long position's lower bound
+at or below zero is never reached (marks are positive), so it is not recorded at all.
+
 This is only a filter: the decision to liquidate is always made on the exact cushion, and the
 caller orders the accounts it liquidates deterministically, so the filter's state never changes
 observable behaviour (it is rebuilt, not restored, from a snapshot).
@@ -51,8 +57,10 @@ class MarginWatch:
         for holding in held:
             book = holding.book
             instrument = book.instrument
-            qty = holding.qty if holding.qty > 0 else -holding.qty
-            sensitivity = qty * instrument.tick_value * (1.0 + instrument.mm_rate / RATE_SCALE)
+            long = holding.qty > 0
+            qty = holding.qty if long else -holding.qty
+            mm_rate = instrument.mm_rate / RATE_SCALE
+            sensitivity = qty * instrument.tick_value * (1.0 + mm_rate)
             width = share / sensitivity
             mark = book.mark
             symbol = book.symbol
@@ -61,11 +69,14 @@ class MarginWatch:
                 lower = self._lower[symbol] = []
                 self._upper[symbol] = []
             upper = self._upper[symbol]
-            heappush(lower, (width - mark, version, name))
-            heappush(upper, (mark + width, version, name))
-            if len(lower) > 64 and len(lower) > 4 * len(self._versions):
-                self._lower[symbol] = self._prune(lower)
-                self._upper[symbol] = self._prune(upper)
+            if long and mark > width:
+                heappush(lower, (width - mark, version, name))
+                if len(lower) > 64 and len(lower) > 4 * len(self._versions):
+                    self._lower[symbol] = self._prune(lower)
+            if not long or mm_rate > 1.0:
+                heappush(upper, (mark + width, version, name))
+                if len(upper) > 64 and len(upper) > 4 * len(self._versions):
+                    self._upper[symbol] = self._prune(upper)
 
     def disarm(self, account: AccountState) -> None:
         """Forget ``account``'s bands (it is being liquidated or is flat)."""
@@ -76,16 +87,17 @@ class MarginWatch:
         found: list[str] = []
         versions = self._versions
         lower = self._lower.get(symbol)
-        if lower:
-            while lower and -lower[0][0] > mark:
-                _, version, name = heappop(lower)
-                if versions.get(name) == version:
-                    found.append(name)
-            upper = self._upper[symbol]
-            while upper and upper[0][0] < mark:
-                _, version, name = heappop(upper)
-                if versions.get(name) == version and name not in found:
-                    found.append(name)
+        if lower is None:
+            return found
+        while lower and -lower[0][0] > mark:
+            _, version, name = heappop(lower)
+            if versions.get(name) == version:
+                found.append(name)
+        upper = self._upper[symbol]
+        while upper and upper[0][0] < mark:
+            _, version, name = heappop(upper)
+            if versions.get(name) == version and name not in found:
+                found.append(name)
         return found
 
     def _prune(self, heap: list[tuple[float, int, str]]) -> list[tuple[float, int, str]]:

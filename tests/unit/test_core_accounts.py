@@ -146,6 +146,20 @@ def test_liquidation_with_enough_liquidity_keeps_remaining_equity() -> None:
     assert reports(again)[0].exec_type == "new"  # trading again once flat
 
 
+def test_a_rising_mark_liquidates_a_short_with_nothing_below_it() -> None:
+    """The margin watch keeps only the side of a band that can hurt: a short position's
+    upper bound. It must fire on its own, with no lower bound recorded in that symbol."""
+    d = Driver(make_exchange({"weak": 1000.0, "b": 1e7, "c": 1e7}))
+    d.order("b", "buy", 100, 100.0)
+    d.order("weak", "sell", 100, 100.0)
+    out = d.order("c", "sell", 500, 106.0)  # ask only: the mark stays at the last trade
+    assert not [e for e in out if isinstance(e, Liquidation)]
+    out = d.order("b", "buy", 10, 106.0)  # prints 106: equity 400 < maintenance 530
+    (event,) = [e for e in out if isinstance(e, Liquidation)]
+    assert (event.account, event.side, event.qty, event.price) == ("weak", "buy", 100, 106.0)
+    assert total_money(d.ex) == deposits(d.ex)
+
+
 def test_a_liquidation_takes_only_what_lies_within_the_price_band() -> None:
     """A liquidation is an IOC market order limited like any other to the band around the
     last trade: it does not sweep a thin book to any price. What is left is retried once per
