@@ -33,6 +33,7 @@ Contract of the runner (see docs/strategies.md):
 
 from __future__ import annotations
 
+import functools
 import math
 import random
 from collections.abc import Iterable, Sequence
@@ -78,6 +79,7 @@ __all__ = [
     "buy",
     "cancel",
     "sell",
+    "tick_round",
 ]
 
 Side = Literal["buy", "sell"]
@@ -216,13 +218,18 @@ def amend(order: Order, *, price: float | None = None, qty: int | None = None) -
 # --------------------------------------------------------------------------- context
 
 
-def _tick_round(price: float, tick: float, up: bool) -> float:
+@functools.cache
+def _decimals(tick: float) -> int:
+    """How many decimals ``tick`` shows (0.25 -> 2, 1.0 -> 0), up to 12."""
+    return len(f"{tick:.12f}".rstrip("0").split(".")[1])
+
+
+def tick_round(price: float, tick: float, up: bool) -> float:
     """``price`` moved to a multiple of ``tick`` (up or down), at least one tick, with the
     tick's decimals so that the wire shows ``101.25``, not ``101.25000000000001``."""
     units = price / tick
     ticks = math.ceil(units - 1e-9) if up else math.floor(units + 1e-9)
-    decimals = len(f"{tick:.12f}".rstrip("0").split(".")[1])
-    return round(max(ticks, 1) * tick, decimals)
+    return round(max(ticks, 1) * tick, _decimals(tick))
 
 
 class Context:
@@ -353,11 +360,11 @@ class Context:
 
     def round_down(self, price: float, symbol: str | None = None) -> float:
         """``price`` rounded down to a valid tick (for bids)."""
-        return _tick_round(price, self.tick_size(symbol), up=False)
+        return tick_round(price, self.tick_size(symbol), up=False)
 
     def round_up(self, price: float, symbol: str | None = None) -> float:
         """``price`` rounded up to a valid tick (for asks)."""
-        return _tick_round(price, self.tick_size(symbol), up=True)
+        return tick_round(price, self.tick_size(symbol), up=True)
 
     # --- own orders
     def open_orders(self, symbol: str | None = None, side: Side | None = None) -> list[Order]:

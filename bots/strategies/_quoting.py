@@ -3,6 +3,8 @@ turning a wish list of quotes into the fewest intents (keep, amend, place, cance
 
 from __future__ import annotations
 
+from functools import partial
+
 from bots.api import (
     Context,
     LimitOrder,
@@ -11,6 +13,7 @@ from bots.api import (
     Side,
     amend,
     cancel,
+    tick_round,
 )
 
 
@@ -142,8 +145,14 @@ class Anchor:
             price = min(max(price, self._burst_base - reach), self._burst_base + reach)
         self.price += self.follow * (price - self.price)
 
-    def update(self, ctx: Context, max_spread_bps: float) -> float | None:
-        """The centre now (None while the market has no price at all)."""
+    def update(
+        self,
+        ctx: Context,
+        max_spread_bps: float,
+        best: tuple[float | None, float | None] | None = None,
+    ) -> float | None:
+        """The centre now (None while the market has no price at all). ``best`` is
+        ``others_best(ctx)`` when the caller has it already (it is computed otherwise)."""
         if self.price is None:
             trades = ctx.trades()
             self.price = ctx.book().mid or (trades[-1].price if trades else ctx.mid())
@@ -151,7 +160,7 @@ class Anchor:
             return self.price
         elapsed = max(0, ctx.now_ns - self._last_ns)
         self._last_ns = ctx.now_ns
-        bid, ask = others_best(ctx)
+        bid, ask = best if best is not None else others_best(ctx)
         if bid is not None and ask is not None and elapsed > 0:
             mid = (bid + ask) / 2
             if ask - bid <= mid * max_spread_bps / 1e4:
@@ -206,21 +215,22 @@ def ladder(
     each deeper one ``growth`` times the one before (capped at max_order_qty): a book that
     thickens away from the touch absorbs a large order (a liquidation) without the price
     running far."""
-    tick = ctx.tick_size()
     info = ctx.instrument()
+    tick = info.tick_size if info else 0.01
     cap = info.max_order_qty if info else 1_000_000
+    buy = side == "buy"
+    to_tick = partial(tick_round, tick=tick, up=not buy)  # what round_down/round_up do
     out: list[tuple[float, int]] = []
     for i in range(levels):
-        if side == "buy":
-            price = ctx.round_down(best - i * spacing)
+        if buy:
+            price = to_tick(best - i * spacing)
             if limit is not None and price >= limit:
-                price = ctx.round_down(limit - tick)
+                price = to_tick(limit - tick)
         else:
-            price = ctx.round_up(best + i * spacing)
+            price = to_tick(best + i * spacing)
             if limit is not None and price <= limit:
-                price = ctx.round_up(limit + tick)
-        if out and (price >= out[-1][0] if side == "buy" else price <= out[-1][0]):
-            price = out[-1][0] - tick if side == "buy" else out[-1][0] + tick
-            price = ctx.round_down(price) if side == "buy" else ctx.round_up(price)
+                price = to_tick(limit + tick)
+        if out and (price >= out[-1][0] if buy else price <= out[-1][0]):
+            price = to_tick(out[-1][0] - tick if buy else out[-1][0] + tick)
         out.append((price, max(1, min(cap, round(qty * growth**i)))))
     return out

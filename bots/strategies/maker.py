@@ -61,7 +61,8 @@ class Maker(Strategy[MakerConfig]):
 
     def next_order(self, ctx: Context) -> Intents:
         cfg = self.config
-        centre = self.anchor.update(ctx, 2 * self._spread_bps())
+        best = others_best(ctx)
+        centre = self.anchor.update(ctx, 2 * self._spread_bps(), best)
         if centre is None:
             return None
         position_value = ctx.position() * centre
@@ -70,7 +71,7 @@ class Maker(Strategy[MakerConfig]):
         half = fair * cfg.spread_bps / 2e4
         spacing = fair * cfg.level_spacing_bps / 1e4
         qty = lots_for(ctx, cfg.order_notional, fair)
-        other_bid, other_ask = others_best(ctx)
+        other_bid, other_ask = best
         bids = ladder(ctx, "buy", fair - half, cfg.levels, spacing, qty, other_ask, cfg.size_growth)
         asks = ladder(
             ctx, "sell", fair + half, cfg.levels, spacing, qty, other_bid, cfg.size_growth

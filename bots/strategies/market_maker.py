@@ -84,7 +84,8 @@ class MarketMaker(Strategy[MarketMakerConfig]):
 
     def next_order(self, ctx: Context) -> Intents:
         cfg = self.config
-        centre = self.anchor.update(ctx, 2 * self._spread_bps())
+        best = others_best(ctx)
+        centre = self.anchor.update(ctx, 2 * self._spread_bps(), best)
         if centre is None:
             return None
         position_value = ctx.position() * centre
@@ -95,7 +96,7 @@ class MarketMaker(Strategy[MarketMakerConfig]):
         base_qty = lots_for(ctx, cfg.order_notional, fair)
         bid_qty = max(1, round(base_qty * min(1.0, 1 - inventory)))
         ask_qty = max(1, round(base_qty * min(1.0, 1 + inventory)))
-        other_bid, other_ask = others_best(ctx)
+        other_bid, other_ask = best
         bids = ladder(
             ctx, "buy", fair - half, cfg.levels, spacing, bid_qty, other_ask, cfg.size_growth
         )
