@@ -198,10 +198,29 @@ def test_a_forbidden_import_in_a_core_module_is_named(tmp_path: Path) -> None:
     ids=str,
 )
 def test_process_packages_never_import_the_core(path: Path) -> None:
+    # The one exception: the arena (bots/arena, PROTOCOL §8) hosts the venue in its own
+    # process, on simulated time, so it must run the matching core itself; the strategies it
+    # runs still see only the bots' API (test below), and nothing else in bots may import it.
+    hosts_the_venue = path.is_relative_to(ARENA)
     for name in imported_modules(path):
+        if hosts_the_venue and (name == "exchange.core" or name.startswith("exchange.core.")):
+            continue
         assert not name.startswith("exchange.core"), f"{path}: imports {name}"
         if name.startswith("exchange."):
             assert name.startswith(("exchange.protocol", "exchange.service")), name
+
+
+ARENA = REPO_ROOT / "bots" / "arena"
+"""The only sub-package of a process package allowed to import exchange.core."""
+
+
+def test_only_the_arena_imports_the_core_from_bots() -> None:
+    importers = {
+        path.relative_to(REPO_ROOT).as_posix()
+        for path in python_files("bots")
+        if any(name.startswith("exchange.core") for name in imported_modules(path))
+    }
+    assert importers and all(p.startswith("bots/arena/") for p in importers), importers
 
 
 def test_strategies_import_only_the_public_bot_api() -> None:
