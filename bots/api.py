@@ -48,7 +48,9 @@ from exchange.protocol.messages import (
     ExecutionReport,
     InstrumentInfo,
     Limits,
+    News,
     Position,
+    RoundStarted,
     Trade,
 )
 
@@ -59,6 +61,8 @@ __all__ = [
     "Book",
     "Cancel",
     "CancelAll",
+    "ConditionalOrder",
+    "ConditionalType",
     "Context",
     "ExecutionReport",
     "InstrumentInfo",
@@ -66,9 +70,11 @@ __all__ = [
     "Level",
     "LimitOrder",
     "MarketOrder",
+    "News",
     "Order",
     "OrderIntent",
     "Position",
+    "RoundStarted",
     "SelfTradePrevention",
     "Side",
     "Strategy",
@@ -76,11 +82,17 @@ __all__ = [
     "TimeInForce",
     "Trade",
     "amend",
+    "bracket",
     "buy",
     "cancel",
     "sell",
+    "stop",
+    "take_profit",
     "tick_round",
 ]
+
+NEWS_HISTORY = 100
+"""How many news items ``Context.news`` keeps."""
 
 Side = Literal["buy", "sell"]
 TimeInForce = Literal["gtc", "ioc", "fok"]
@@ -117,6 +129,8 @@ class LimitOrder(msgspec.Struct, frozen=True):
     post_only: bool = False
     client_order_id: str | None = None
     stp: SelfTradePrevention = "expire_taker"
+    reduce_only: bool = False
+    """Only shrink the position (cut to it; rejected when there is none)."""
 
 
 class MarketOrder(msgspec.Struct, frozen=True):
@@ -126,6 +140,28 @@ class MarketOrder(msgspec.Struct, frozen=True):
     qty: int
     symbol: str | None = None
     tif: Literal["ioc", "fok"] = "ioc"
+    client_order_id: str | None = None
+    stp: SelfTradePrevention = "expire_taker"
+    reduce_only: bool = False
+
+
+ConditionalType = Literal["stop", "stop_limit", "take_profit", "take_profit_limit"]
+
+
+class ConditionalOrder(msgspec.Struct, frozen=True, kw_only=True):
+    """Place a stop or take-profit order (see ``stop()``, ``take_profit()``, ``bracket()``):
+    it waits off the book until the last trade reaches ``trigger_price`` (a ``stop`` buy: last
+    >= trigger, sell: last <= trigger; a ``take_profit`` the opposite), then enters as a market
+    order, or as a limit order at ``price`` for the ``*_limit`` types."""
+
+    side: Side
+    qty: int
+    trigger_price: float
+    order_type: ConditionalType = "stop"
+    price: float | None = None
+    symbol: str | None = None
+    tif: TimeInForce = "gtc"
+    reduce_only: bool = False
     client_order_id: str | None = None
     stp: SelfTradePrevention = "expire_taker"
 
@@ -138,12 +174,14 @@ class Cancel(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Amend(msgspec.Struct, frozen=True, kw_only=True):
-    """Change an order's total ``qty`` and/or ``price`` (see ``amend()``)."""
+    """Change an order's total ``qty``, ``price`` and/or (a waiting stop's) ``trigger_price``
+    (see ``amend()``)."""
 
     order_id: int | None = None
     client_order_id: str | None = None
     qty: int | None = None
     price: float | None = None
+    trigger_price: float | None = None
 
 
 class CancelAll(msgspec.Struct, frozen=True, kw_only=True):
@@ -152,7 +190,7 @@ class CancelAll(msgspec.Struct, frozen=True, kw_only=True):
     symbol: str | None = None
 
 
-OrderIntent = LimitOrder | MarketOrder | Cancel | Amend | CancelAll
+OrderIntent = LimitOrder | MarketOrder | ConditionalOrder | Cancel | Amend | CancelAll
 Intents = OrderIntent | Iterable[OrderIntent] | None
 """What a hook returns: nothing, one intent, or any iterable of intents (sent in order)."""
 
@@ -171,6 +209,47 @@ def sell(qty: int, price: float | None = None, **options: Any) -> LimitOrder | M
     return LimitOrder("sell", price, qty, **options)
 
 
+def stop(
+    side: Side, qty: int, trigger_price: float, price: float | None = None, **options: Any
+) -> ConditionalOrder:
+    """A stop order: a ``stop`` (market once triggered) or, with ``price``, a ``stop_limit``.
+    A buy fires when the last trade rises to ``trigger_price``, a sell when it falls to it."""
+    kind: ConditionalType = "stop" if price is None else "stop_limit"
+    return ConditionalOrder(
+        side=side, qty=qty, trigger_price=trigger_price, order_type=kind, price=price, **options
+    )
+
+
+def take_profit(
+    side: Side, qty: int, trigger_price: float, price: float | None = None, **options: Any
+) -> ConditionalOrder:
+    """A take-profit order (``take_profit``, or ``take_profit_limit`` with ``price``): a sell
+    fires when the last trade rises to ``trigger_price``, a buy when it falls to it."""
+    kind: ConditionalType = "take_profit" if price is None else "take_profit_limit"
+    return ConditionalOrder(
+        side=side, qty=qty, trigger_price=trigger_price, order_type=kind, price=price, **options
+    )
+
+
+def bracket(
+    position: int, take_profit_price: float, stop_price: float, symbol: str | None = None
+) -> list[OrderIntent]:
+    """The two exits of a position of ``position`` lots (signed: long > 0): a take-profit at
+    ``take_profit_price`` and a stop at ``stop_price``, both reduce-only market orders once
+    triggered. When one of them closes the position the exchange cuts the other (reduce-only
+    orders end ``expired`` when nothing is left to reduce), so the pair acts as one-cancels-
+    the-other. Place it once the entry has filled (reduce-only needs a position); [] when flat.
+    """
+    if not position:
+        return []
+    side: Side = "sell" if position > 0 else "buy"
+    qty = abs(position)
+    return [
+        take_profit(side, qty, take_profit_price, symbol=symbol, reduce_only=True),
+        stop(side, qty, stop_price, symbol=symbol, reduce_only=True),
+    ]
+
+
 # --------------------------------------------------------------------------- own orders
 
 
@@ -186,7 +265,7 @@ class Order(msgspec.Struct, kw_only=True):
     order_id: int | None
     symbol: str
     side: Side
-    order_type: Literal["limit", "market"]
+    order_type: Literal["limit", "market"] | ConditionalType
     price: float | None
     qty: int
     cum_qty: int = 0
@@ -196,6 +275,11 @@ class Order(msgspec.Struct, kw_only=True):
     """As the engine reports it: ``gtd`` for a good-till-date order (placed by another tool)."""
     post_only: bool = False
     status: OrderState = "pending_new"
+    trigger_price: float | None = None
+    """A stop / take-profit order's trigger price."""
+    triggered: bool = False
+    """True once a stop / take-profit order has fired (it is then in the book or done)."""
+    reduce_only: bool = False
 
     @property
     def pending(self) -> bool:
@@ -208,10 +292,21 @@ def cancel(order: Order) -> Cancel:
     return Cancel(order_id=order.order_id, client_order_id=order.client_order_id)
 
 
-def amend(order: Order, *, price: float | None = None, qty: int | None = None) -> Amend:
-    """The intent that changes ``order``'s price and/or total quantity."""
+def amend(
+    order: Order,
+    *,
+    price: float | None = None,
+    qty: int | None = None,
+    trigger_price: float | None = None,
+) -> Amend:
+    """The intent that changes ``order``'s price, total quantity and/or (a stop or
+    take-profit that has not fired) trigger price."""
     return Amend(
-        order_id=order.order_id, client_order_id=order.client_order_id, price=price, qty=qty
+        order_id=order.order_id,
+        client_order_id=order.client_order_id,
+        price=price,
+        qty=qty,
+        trigger_price=trigger_price,
     )
 
 
@@ -268,6 +363,10 @@ class Context:
         """Live orders by client order id (the runner gives every order one)."""
         self.account_state: AccountUpdate | Account | None = None
         self.limits: Limits | None = None
+        self.round = 0
+        """The venue's current round (PROTOCOL §3.3); 0 until a ``round_started`` arrived."""
+        self.news: list[News] = []
+        """The latest news items (up to ``NEWS_HISTORY``), oldest first."""
 
     @classmethod
     def for_test(
@@ -463,19 +562,32 @@ class Strategy(Generic[ConfigT]):
         """What to do now, given the context. Called after every hook call."""
         return None
 
+    def on_news(self, ctx: Context, news: News) -> Intents:
+        """A news item was published (``news.symbols``, ``news.sentiment`` -1...1, and any
+        ``shock`` that moved reference prices). Also in ``ctx.news``."""
+        return None
+
+    def on_round(self, ctx: Context, started: RoundStarted) -> Intents:
+        """A new round began: your orders were cancelled, your positions closed, and your
+        cash is ``started.cash`` (the account update follows). ``ctx.round`` is its number."""
+        return None
+
     def on_stop(self, ctx: Context) -> Intents:
         """Called once on shutdown, before the runner cancels all your orders."""
         return None
+
+
+_INTENT_TYPES = (LimitOrder, MarketOrder, ConditionalOrder, Cancel, Amend, CancelAll)
 
 
 def as_intents(value: Intents) -> list[OrderIntent]:
     """Normalise what a hook returned to a list (runner helper). Raises TypeError on junk."""
     if value is None:
         return []
-    if isinstance(value, LimitOrder | MarketOrder | Cancel | Amend | CancelAll):
+    if isinstance(value, _INTENT_TYPES):
         return [value]
     intents = list(value)
     for intent in intents:
-        if not isinstance(intent, LimitOrder | MarketOrder | Cancel | Amend | CancelAll):
+        if not isinstance(intent, _INTENT_TYPES):
             raise TypeError(f"a strategy returned {intent!r}, which is not an order intent")
     return intents

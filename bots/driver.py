@@ -19,7 +19,7 @@ from collections import Counter, deque
 from collections.abc import Callable
 from typing import Any
 
-from bots.api import Context, Intents, Strategy, as_intents
+from bots.api import NEWS_HISTORY, Context, Intents, Strategy, as_intents
 from bots.state import BotState, OrderRequest
 from exchange.protocol.messages import (
     Account,
@@ -36,7 +36,9 @@ from exchange.protocol.messages import (
     Instruments,
     Limits,
     NewOrder,
+    News,
     Orders,
+    RoundStarted,
     Trade,
 )
 from exchange.protocol.ratelimit import TokenBucket
@@ -157,6 +159,20 @@ class BotDriver:
                 self._maybe_pause(message.code, message.retry_after_ms, now)
             case CancelAllDone():
                 self.stats["cancel_all_done"] += 1
+            case News():
+                news = self.context.news
+                news.append(message)
+                del news[:-NEWS_HISTORY]
+                self.stats["news"] += 1
+                if self.started and self.logged_in:
+                    self._call("on_news", message)
+                    self._decide()
+            case RoundStarted():
+                self.context.round = message.round
+                self.stats["rounds"] += 1
+                if self.started and self.logged_in:
+                    self._call("on_round", message)
+                    self._decide()
 
     def timer(self, now: float) -> None:
         """A tick of the strategy's timer (every ``strategy.timer_interval`` seconds)."""

@@ -24,6 +24,7 @@ BUILTINS: dict[str, str] = {
     "random": "bots.strategies.random_trader:RandomTrader",
     "market_maker": "bots.strategies.market_maker:MarketMaker",
     "gambler": "bots.strategies.gambler:Gambler",
+    "news_trader": "bots.strategies.news_trader:NewsTrader",
 }
 """Built-in strategy names and where they live."""
 

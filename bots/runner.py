@@ -256,6 +256,8 @@ class BotRunner:
                     )
                 self._gateway = ws
                 self._orders_at_risk = isinstance(message, Registered)
+                if message.limits is None:
+                    raise FatalError("the API key is an operator's: a bot needs an account's key")
                 resync = self.driver.login(message.limits, now)
                 log.info("logged_in", account=message.account, limits=str(message.limits))
                 await ws.send(encode_batch(list(resync)), text=True)

@@ -136,6 +136,7 @@ class BotState:
                     leaves_qty=intent.qty,
                     tif=intent.tif,
                     post_only=post_only,
+                    reduce_only=intent.reduce_only,
                 )
                 return NewOrder(
                     symbol=symbol,
@@ -147,6 +148,35 @@ class BotState:
                     post_only=post_only,
                     client_order_id=coid,
                     stp=intent.stp,
+                    reduce_only=intent.reduce_only,
+                )
+            case api.ConditionalOrder():
+                coid = intent.client_order_id or client_order_id
+                symbol = intent.symbol or ctx.symbol
+                ctx.orders[coid] = Order(
+                    client_order_id=coid,
+                    order_id=None,
+                    symbol=symbol,
+                    side=intent.side,
+                    order_type=intent.order_type,
+                    price=intent.price,
+                    qty=intent.qty,
+                    leaves_qty=intent.qty,
+                    tif=intent.tif,
+                    trigger_price=intent.trigger_price,
+                    reduce_only=intent.reduce_only,
+                )
+                return NewOrder(
+                    symbol=symbol,
+                    side=intent.side,
+                    qty=intent.qty,
+                    order_type=intent.order_type,
+                    price=intent.price,
+                    tif=intent.tif,
+                    client_order_id=coid,
+                    stp=intent.stp,
+                    trigger_price=intent.trigger_price,
+                    reduce_only=intent.reduce_only,
                 )
             case api.Cancel():
                 order = self._find(intent.order_id, intent.client_order_id)
@@ -167,6 +197,7 @@ class BotState:
                     client_order_id=order.client_order_id,
                     qty=intent.qty,
                     price=intent.price,
+                    trigger_price=intent.trigger_price,
                 )
             case api.CancelAll():
                 for order in ctx.orders.values():
@@ -204,6 +235,9 @@ class BotState:
         order.leaves_qty = report.leaves_qty
         order.avg_px = report.avg_px
         order.tif = report.tif
+        order.trigger_price = report.trigger_price
+        order.triggered = report.triggered
+        order.reduce_only = report.reduce_only
         if order.status in ("pending_cancel", "pending_replace") and report.exec_type in (
             "new",
             "trade",
@@ -257,6 +291,9 @@ class BotState:
                 tif=info.tif,
                 post_only=info.post_only,
                 status="partially_filled" if info.status == "partially_filled" else "new",
+                trigger_price=info.trigger_price,
+                triggered=info.triggered,
+                reduce_only=info.reduce_only,
             )
         self.context.orders.clear()
         self.context.orders.update(fresh)

@@ -2,8 +2,9 @@
 
 Flags (each also from ``EXCHANGE_ENGINE_<FLAG>`` or ``EXCHANGE_<FLAG>``, then the config file):
 ``--host`` (127.0.0.1), ``--config FILE``, ``--command-port`` (9000), ``--event-port`` (9002),
-``--data-dir`` (./data), ``--log-dir`` (./logs). Port 0 picks a free port; the bound ports are
-printed as ``listening command_port=X event_port=Y``. SIGTERM/SIGINT: ``EngineApp.stop``
+``--data-dir`` (./data), ``--log-dir`` (./logs), ``--scenario FILE`` (operator commands played
+on the engine's clock: ``exchange.protocol.scenario``). Port 0 picks a free port; the bound
+ports are printed as ``listening command_port=X event_port=Y``. SIGTERM/SIGINT: ``EngineApp.stop``
 (connected gateways are served until they leave, at most 2 s; journal and snapshot), exit 0.
 """
 
@@ -14,6 +15,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from exchange.protocol.config import SystemConfig, load_config
+from exchange.protocol.scenario import ScenarioError
+from exchange.protocol.scenario import load as load_scenario
 from exchange.service.runtime import announce_listening, launch, stop_event_on_signals
 from exchange.service.settings import base_parser, resolve
 
@@ -36,6 +39,11 @@ def settings_from(argv: Sequence[str] | None) -> tuple[dict[str, Any], SystemCon
         help="journal durability; replies always leave after the journal write: also fsync "
         "every few ms (batch, default), fsync before replying (always), never fsync (none)",
     )
+    parser.add_argument(
+        "--scenario",
+        default=None,
+        help="a scenario file: news and rounds the engine plays on its own clock",
+    )
     args = parser.parse_args(argv)
     config_path = resolve(args, PROCESS, {})["config"]
     config = load_config(config_path)
@@ -50,6 +58,7 @@ def settings_from(argv: Sequence[str] | None) -> tuple[dict[str, Any], SystemCon
             "event_port": config.engine.event_port,
             "data_dir": config.engine.data_dir,
             "fsync": config.engine.fsync,
+            "scenario": None,
         },
     )
     if settings["fsync"] not in ("batch", "always", "none"):
@@ -63,6 +72,13 @@ async def serve(settings: dict[str, Any], config: SystemConfig) -> int:
     from exchange.engine.recovery import RecoveryError
 
     stop = stop_event_on_signals()
+    scenario = None
+    if settings["scenario"]:
+        try:
+            scenario = load_scenario(settings["scenario"])
+        except ScenarioError as exc:
+            print(f"{PROCESS}: {exc}", file=sys.stderr)
+            return 2
     try:
         app = EngineApp(
             config,
@@ -71,6 +87,7 @@ async def serve(settings: dict[str, Any], config: SystemConfig) -> int:
             event_port=int(settings["event_port"]),
             data_dir=settings["data_dir"],
             fsync=settings["fsync"],
+            scenario=scenario,
         )
     except (RecoveryError, ValueError) as exc:
         print(f"{PROCESS}: cannot start from {settings['data_dir']}: {exc}", file=sys.stderr)

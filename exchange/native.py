@@ -43,10 +43,13 @@ COMPILED_MODULES = (
     "reports",
     "venue",
     "orders",
+    "trigger_book",
     "clock",
     "matching",
     "risk",
     "liquidation",
+    "triggers",
+    "operators",
     "publication",
     "exchange",
 )

@@ -34,7 +34,7 @@ import msgspec
 
 from exchange.protocol.bounds import order_problem
 from exchange.protocol.codec import encode, login_answer_decoder
-from exchange.protocol.internal import Authenticate, Query, RegisterAccount, Submit
+from exchange.protocol.internal import Authenticate, Operate, Query, RegisterAccount, Submit
 from exchange.protocol.messages import (
     AmendOrder,
     CancelAll,
@@ -49,8 +49,10 @@ from exchange.protocol.messages import (
     NewOrder,
     Ping,
     Pong,
+    PublishNews,
     Register,
     Registered,
+    StartRound,
 )
 from exchange.protocol.replies import error_about, ref_of, rejection
 from gateway.metrics import GatewayStats
@@ -126,12 +128,20 @@ class Dispatcher:
             return self._log_in(session, message)
         account = session.account
         if account is None:
+            if session.admin:
+                self._operate(session, message)
+                return None
             stats.rejected["not_logged_in"] += 1
             text = "log in first: login message or Authorization: Bearer header"
             session.replies.ready([error_about("not_logged_in", text, message)])
             return None
+        if kind in _OPERATOR:
+            stats.rejected["forbidden"] += 1
+            text = f"{_NAMES[kind]} is for operator sessions (an [admin] api key) only"
+            session.replies.ready([error_about("forbidden", text, message)])
+            return None
         if kind is NewOrder or kind is AmendOrder:
-            problem = order_problem(message.qty, message.price)
+            problem = order_problem(message.qty, message.price, message.trigger_price)
             if problem is not None:  # numbers nothing downstream can represent: never sent on
                 reason, text = problem
                 stats.rejected[reason] += 1
@@ -161,6 +171,21 @@ class Dispatcher:
         self.link.request(_Request(self, session, session.replies.reserve(), message, account))
         return None
 
+    def _operate(self, session: Session, message: Any) -> None:
+        """A request of an operator session: operator commands go to the engine; anything
+        that needs an account (orders, queries) is ``forbidden``."""
+        stats = self.stats
+        if type(message) not in _OPERATOR:
+            stats.rejected["forbidden"] += 1
+            text = "an operator session has no account: it cannot trade or query one"
+            session.replies.ready([error_about("forbidden", text, message)])
+            return
+        if not self.link.up:
+            stats.rejected["engine_unavailable"] += 1
+            session.replies.ready([error_about("engine_unavailable", UNAVAILABLE_TEXT, message)])
+            return
+        self.link.request(_Operate(self, session, session.replies.reserve(), message))
+
     def invalid(self, session: Session, problem: Error) -> None:
         """Answer an invalid message and count it against the session's flood guard."""
         self.stats.requests["invalid"] += 1
@@ -171,8 +196,12 @@ class Dispatcher:
     # ------------------------------------------------------------------ login
 
     def _log_in(self, session: Session, message: Login | Register) -> Awaitable[None] | None:
-        if session.account is not None:
-            text = f"already logged in as {session.account!r}"
+        if session.logged_in:
+            text = (
+                f"already logged in as {session.account!r}"
+                if session.account is not None
+                else "already logged in as an operator"
+            )
             session.replies.ready([error_about("already_logged_in", text, message)])
             return None
         if not self.link.up:
@@ -194,10 +223,16 @@ class Dispatcher:
         return done
 
     def log_in(
-        self, session: Session, account: str, limits: Limits, cancel_on_disconnect: bool
+        self,
+        session: Session,
+        account: str | None,
+        limits: Limits | None,
+        cancel_on_disconnect: bool,
+        admin: bool = False,
     ) -> None:
-        """Mark ``session`` logged in as ``account`` and route the account's events to it."""
-        session.log_in(account, limits, cancel_on_disconnect)
+        """Mark ``session`` logged in as ``account`` (with its ``limits``), or as an operator
+        (``admin``), and route the account's events, and the broadcasts, to it."""
+        session.log_in(account, limits, cancel_on_disconnect, admin)
         self.registry.add(session)
 
     # ------------------------------------------------------------------ engine side
@@ -271,9 +306,14 @@ _NAMES: dict[type, str] = {
         GetOrders,
         GetOrder,
         Ping,
+        PublishNews,
+        StartRound,
     )
 }
 """Metric label of each request type: its wire ``type``."""
+
+_OPERATOR = frozenset({PublishNews, StartRound})
+"""Requests only an operator session may send (PROTOCOL §3.3)."""
 
 
 _QUERIES = frozenset({GetAccount, GetOrders, GetOrder})
@@ -320,6 +360,30 @@ class _Request:
         self.session.replies.fill(self.slot, [reply])
 
 
+class _Operate:
+    """An operator command in flight; its reply (the broadcast and what a round did) is
+    routed like any other."""
+
+    __slots__ = ("dispatcher", "message", "session", "slot")
+
+    def __init__(self, dispatcher: Dispatcher, session: Session, slot: Slot, message: Any) -> None:
+        self.dispatcher = dispatcher
+        self.session = session
+        self.slot = slot
+        self.message = message
+
+    def envelope(self, envelope_id: int) -> Any:
+        return Operate(id=envelope_id, command=self.message)
+
+    def on_reply(self, messages: list[msgspec.Raw]) -> None:
+        self.session.replies.fill(self.slot, self.dispatcher.router.reply(self.session, messages))
+
+    def on_unavailable(self) -> None:
+        self.dispatcher.stats.rejected["engine_unavailable"] += 1
+        reply = error_about("engine_unavailable", UNAVAILABLE_TEXT, self.message)
+        self.session.replies.fill(self.slot, [reply])
+
+
 class _LogIn:
     """A ``login`` or ``register`` in flight; the session waits for it."""
 
@@ -356,7 +420,11 @@ class _LogIn:
         if type(answer) is LoggedIn and type(message) is Login:
             if not session.closed:
                 dispatcher.log_in(
-                    session, answer.account, answer.limits, message.cancel_on_disconnect
+                    session,
+                    answer.account,
+                    answer.limits,
+                    message.cancel_on_disconnect,
+                    answer.admin,
                 )
             direct = [encode(msgspec.structs.replace(answer, req_id=message.req_id))]
         elif type(answer) is Registered:

@@ -337,6 +337,9 @@ class RestServer:
         login = await self._authenticate(authorization)
         if not isinstance(login, LoggedIn):
             return login
+        if login.account is None or login.limits is None:
+            text = "an operator key has no account: REST order entry needs an account's key"
+            return _error(403, "forbidden", text)
         message: Any
         known = _QUERY_PARAMS[(method, order_id_text is not None)]
         unknown = sorted(set(query) - known)
@@ -362,7 +365,11 @@ class RestServer:
             if isinstance(amend, Error):
                 return 400, encode(amend), []
             message = AmendOrder(
-                order_id=order_id, qty=amend.qty, price=amend.price, req_id=amend.req_id
+                order_id=order_id,
+                qty=amend.qty,
+                price=amend.price,
+                trigger_price=amend.trigger_price,
+                req_id=amend.req_id,
             )
         elif method == "GET":
             message = (

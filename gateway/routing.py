@@ -9,6 +9,8 @@ Rules (PROTOCOL §3; the first is ``exchange.protocol.internal.fans_out``, which
 publisher applies too):
 
 - ``execution_report`` and ``account_update`` go to every session of their account;
+- ``news`` and ``round_started`` (``internal.broadcast``) go to every logged-in session,
+  operators included; the requesting operator's copy keeps its ``req_id``;
 - everything else in a reply (``cancel_reject``, ``cancel_all_done``, ``account``, ``orders``,
   ``error``, ``logged_in``, ``registered``) goes only to the requesting session;
 - in a push only execution reports and account updates are used.
@@ -25,12 +27,13 @@ from __future__ import annotations
 import msgspec
 
 from exchange.protocol.codec import encode, private_event_decoder, routing_header_decoder
-from exchange.protocol.internal import RoutingHeader, fans_out
+from exchange.protocol.internal import RoutingHeader, broadcast, fans_out
 from gateway.sessions import Session, SessionRegistry
 
 
 def without_req_id(data: bytes) -> bytes:
-    """``data`` (an encoded execution report or account update) with ``req_id`` null."""
+    """``data`` (an encoded execution report, account update, news or round_started) with
+    ``req_id`` null."""
     event = private_event_decoder.decode(data)
     return encode(msgspec.structs.replace(event, req_id=None))
 
@@ -63,6 +66,11 @@ class Router:
                     others = registry.of(owner)
                 if others:
                     self._fan_out(others, data, header)
+            elif broadcast(header.type):
+                direct.append(data)
+                others = [s for s in registry.everyone() if s is not session]
+                if others:
+                    self._fan_out(others, data, header)
             else:
                 direct.append(data)
         return direct
@@ -75,8 +83,12 @@ class Router:
             header = routing_header_decoder.decode(data)
             if header.account is not None and fans_out(header.type):
                 sessions = registry.of(header.account)
-                if sessions:
-                    self._fan_out(sessions, data, header)
+            elif broadcast(header.type):
+                sessions = registry.everyone()
+            else:
+                continue
+            if sessions:
+                self._fan_out(sessions, data, header)
 
     def _fan_out(self, sessions: list[Session], data: bytes, header: RoutingHeader) -> None:
         if header.req_id is not None:

@@ -290,7 +290,9 @@ class GatewayApp:
         login = self._handshake_logins.pop(ws, None)
         if login is not None:
             answer, cancel_on_disconnect = login
-            dispatcher.log_in(session, answer.account, answer.limits, cancel_on_disconnect)
+            dispatcher.log_in(
+                session, answer.account, answer.limits, cancel_on_disconnect, answer.admin
+            )
             session.deliver(encode(answer))
         try:
             async for frame in ws:

@@ -96,6 +96,7 @@ class Session:
 
     __slots__ = (
         "account",
+        "admin",
         "api_key",
         "cancel_on_disconnect",
         "closed",
@@ -111,6 +112,8 @@ class Session:
         self.id = next(_session_ids)
         self.deliver = deliver
         self.account: str | None = None
+        self.admin = False
+        """An operator session (PROTOCOL §3.3): logged in, but with no account."""
         self.api_key: str | None = None
         self.limits: Limits | None = None
         self.cancel_on_disconnect = False
@@ -120,37 +123,58 @@ class Session:
         self.flooded = False
         """Set when the flood guard tripped: the connection is to be closed with 1008."""
 
-    def log_in(self, account: str, limits: Limits, cancel_on_disconnect: bool) -> None:
+    def log_in(
+        self,
+        account: str | None,
+        limits: Limits | None,
+        cancel_on_disconnect: bool,
+        admin: bool = False,
+    ) -> None:
+        """Logged in as ``account`` (with its ``limits``), or as an operator (``admin``:
+        no account, no limits, nothing to cancel on disconnect)."""
         self.account = account
         self.limits = limits
-        self.cancel_on_disconnect = cancel_on_disconnect
+        self.admin = admin
+        self.cancel_on_disconnect = cancel_on_disconnect and not admin
+
+    @property
+    def logged_in(self) -> bool:
+        return self.account is not None or self.admin
 
     def __repr__(self) -> str:
-        return f"Session({self.id}, account={self.account!r})"
+        return f"Session({self.id}, account={self.account!r}, admin={self.admin})"
 
 
 class SessionRegistry:
     """Logged-in sessions by account."""
 
-    __slots__ = ("_by_account", "_count")
+    __slots__ = ("_by_account", "_count", "_operators")
 
     def __init__(self) -> None:
         self._by_account: dict[str, list[Session]] = {}
+        self._operators: list[Session] = []
         self._count = 0
 
     def __len__(self) -> int:
         return self._count
 
     def add(self, session: Session) -> None:
-        """Register a session that has just logged in (``session.account`` is set)."""
-        assert session.account is not None
-        self._by_account.setdefault(session.account, []).append(session)
+        """Register a session that has just logged in (an account's, or an operator's)."""
+        assert session.logged_in
+        if session.account is None:
+            self._operators.append(session)
+        else:
+            self._by_account.setdefault(session.account, []).append(session)
         self._count += 1
 
     def remove(self, session: Session) -> bool:
         """Forget ``session``; returns whether it was registered."""
         if session.account is None:
-            return False
+            if session not in self._operators:
+                return False
+            self._operators.remove(session)
+            self._count -= 1
+            return True
         sessions = self._by_account.get(session.account)
         if not sessions or session not in sessions:
             return False
@@ -159,6 +183,13 @@ class SessionRegistry:
             del self._by_account[session.account]
         self._count -= 1
         return True
+
+    def everyone(self) -> list[Session]:
+        """Every logged-in session, operators included (for broadcasts)."""
+        everyone = list(self._operators)
+        for sessions in self._by_account.values():
+            everyone.extend(sessions)
+        return everyone
 
     def of(self, account: str) -> list[Session]:
         """The account's sessions on this gateway (possibly none)."""

@@ -1,9 +1,9 @@
 """Public channel names and what one connection is subscribed to (pure: no I/O).
 
 Names (PROTOCOL.md §4): ``book.S``, ``trades.S``, ``bbo.S`` for a symbol ``S`` or ``*`` (every
-symbol), and ``liquidations``, ``accounts``, ``instruments``. A ``Channel`` is the concrete
-pair ``(kind, symbol)`` (symbol None for the three global channels) that messages are fanned
-out on; a wildcard name expands to one channel per symbol.
+symbol), and ``liquidations``, ``accounts``, ``instruments``, ``news``, ``rounds``. A
+``Channel`` is the concrete pair ``(kind, symbol)`` (symbol None for the global channels)
+that messages are fanned out on; a wildcard name expands to one channel per symbol.
 
 A ``Session`` remembers the names a connection subscribed to, as given: unsubscribing
 ``trades.*`` leaves ``trades.AAPL`` in place when that was subscribed by name too.
@@ -22,9 +22,11 @@ BBO = "bbo"
 LIQUIDATIONS = "liquidations"
 ACCOUNTS = "accounts"
 INSTRUMENTS = "instruments"
+NEWS = "news"
+ROUNDS = "rounds"
 
 SYMBOL_KINDS = frozenset({BOOK, TRADES, BBO})
-GLOBAL_KINDS = frozenset({LIQUIDATIONS, ACCOUNTS, INSTRUMENTS})
+GLOBAL_KINDS = frozenset({LIQUIDATIONS, ACCOUNTS, INSTRUMENTS, NEWS, ROUNDS})
 WILDCARD = "*"
 
 

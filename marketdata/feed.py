@@ -1,7 +1,11 @@
 """The relay's logic: engine events in, public messages out, per channel (pure: no I/O).
 
 ``MarketFeed`` holds what the relay knows (books, last BBO, recent trades, last account
-update of every account, instruments) and who is subscribed to what. Every method returns
+update of every account, instruments, the latest leaderboard) and who is subscribed to what.
+News and ``round_started`` pass through to their channels; a news ``shock`` updates the
+instruments' ``reference_price`` (and ``instruments`` subscribers get the new list). The
+``rounds`` channel gets the latest ``leaderboard`` when subscribing, whenever the engine
+publishes a new one, and every second from the shell (``leaderboard_tick``). Every method returns
 ``Outgoing`` triples ``(audience, frame, kind)`` in the order they must be written: each
 public message is encoded once and goes to a set of connections (an audience is a live set,
 shared by the messages of one channel or book group). The I/O shell collects them in a
@@ -23,6 +27,8 @@ from collections import deque
 from collections.abc import Collection, Iterable
 from typing import Any, Generic, TypeVar
 
+import msgspec
+
 from exchange.protocol.codec import encode
 from exchange.protocol.internal import EngineSnapshot
 from exchange.protocol.messages import (
@@ -36,9 +42,12 @@ from exchange.protocol.messages import (
     Heartbeat,
     InstrumentInfo,
     Instruments,
+    Leaderboard,
     Liquidation,
+    News,
     Ping,
     Pong,
+    RoundStarted,
     Subscribe,
     Subscribed,
     Trade,
@@ -52,6 +61,8 @@ from marketdata.channels import (
     BOOK,
     INSTRUMENTS,
     LIQUIDATIONS,
+    NEWS,
+    ROUNDS,
     TRADES,
     Channel,
     Session,
@@ -99,6 +110,7 @@ class MarketFeed(Generic[C]):
             s: deque(maxlen=self._trade_history) for s in self.symbols
         }
         self.accounts: dict[str, AccountUpdate] = {}
+        self.leaderboard: Leaderboard | None = None
         self.sessions: dict[C, Session] = {}
         self.audiences: dict[Channel, set[C]] = {}
         self.groups: dict[str, dict[int, BookGroup[C]]] = {}
@@ -130,6 +142,8 @@ class MarketFeed(Generic[C]):
             s: self.trades.get(s) or deque(maxlen=self._trade_history) for s in self.symbols
         }
         self.accounts = {update.account: update for update in snapshot.accounts}
+        if snapshot.leaderboard is not None:
+            self.leaderboard = snapshot.leaderboard
         self.last_seq = seq
         self.synced = True
         if self.symbols != old_symbols:
@@ -199,9 +213,41 @@ class MarketFeed(Generic[C]):
                 audience = audiences.get((LIQUIDATIONS, None))
                 if audience:
                     out.append((audience, encode(event), LIQUIDATIONS))
+            elif kind is News:
+                if event.reference_prices:
+                    self._move_references(event.reference_prices, out)
+                audience = audiences.get((NEWS, None))
+                if audience:
+                    out.append((audience, encode(event), NEWS))
+            elif kind is RoundStarted or kind is Leaderboard:
+                if kind is Leaderboard:
+                    self.leaderboard = event
+                audience = audiences.get((ROUNDS, None))
+                if audience:
+                    out.append((audience, encode(event), ROUNDS))
         if events:
             self.last_seq = events[-1].seq
         return out
+
+    def _move_references(self, prices: dict[str, float], out: list[Outgoing]) -> None:
+        self.instruments = [
+            msgspec.structs.replace(info, reference_price=prices[info.symbol])
+            if info.symbol in prices
+            else info
+            for info in self.instruments
+        ]
+        audience = self.audiences.get((INSTRUMENTS, None))
+        if audience:
+            out.append((audience, encode(Instruments(self.instruments)), INSTRUMENTS))
+
+    def leaderboard_tick(self, now: int) -> list[Outgoing]:
+        """The latest leaderboard (stamped ``now``) for the ``rounds`` subscribers: the shell
+        calls this every second (PROTOCOL §4)."""
+        audience = self.audiences.get((ROUNDS, None))
+        if not audience or self.leaderboard is None:
+            return []
+        repeat = msgspec.structs.replace(self.leaderboard, ts=now)
+        return [(audience, encode(repeat), ROUNDS)]
 
     def _book_delta(self, delta: BookDelta, out: list[Outgoing]) -> None:
         book = self.books.get(delta.symbol)
@@ -286,6 +332,8 @@ class MarketFeed(Generic[C]):
                 out.append((me, encode(Instruments(self.instruments)), INSTRUMENTS))
             elif kind == ACCOUNTS:
                 out.extend((me, encode(update), ACCOUNTS) for update in self.accounts.values())
+            elif kind == ROUNDS and self.leaderboard is not None:
+                out.append((me, encode(self.leaderboard), ROUNDS))
         return out
 
     def _unsubscribe(self, conn: C, request: Unsubscribe) -> list[Outgoing]:

@@ -309,8 +309,10 @@ class MarketDataRelay:
         while True:
             await asyncio.sleep(interval)
             if self.connections:
-                frame = self.feed.heartbeat(time.time_ns())
+                now = time.time_ns()
+                frame = self.feed.heartbeat(now)
                 self._batch.add([(self.connections, frame, "heartbeat")], self.stats.messages_out)
+                self._batch.add(self.feed.leaderboard_tick(now), self.stats.messages_out)
                 self._flush()
 
     # ------------------------------------------------------------------ clients

@@ -1,4 +1,4 @@
-"""Built-in strategies (``--strategy maker|taker|random|market_maker|gambler``).
+"""Built-in strategies (``--strategy maker|taker|random|market_maker|gambler|news_trader``).
 
 They use only ``bots.api``, like any user strategy, and double as examples.
 """

@@ -89,15 +89,27 @@ class AccountState:
         "cash",
         "deposits",
         "fees",
+        "fills",
         "holdings",
         "liquidating",
+        "liquidations",
+        "max_drawdown",
         "max_open_orders",
         "name",
         "orders",
+        "peak_equity",
         "realized",
+        "system",
     )
 
-    def __init__(self, name: str, cash: int, api_key: str | None, max_open_orders: int) -> None:
+    def __init__(
+        self,
+        name: str,
+        cash: int,
+        api_key: str | None,
+        max_open_orders: int,
+        system: bool = False,
+    ) -> None:
         self.name = name
         self.api_key = api_key
         self.cash = cash
@@ -106,9 +118,19 @@ class AccountState:
         self.realized = 0
         self.liquidating = False
         self.max_open_orders = max_open_orders
+        self.system = system
+        """A system account (the insurance fund, ``system = true`` in the config): rounds
+        leave it alone and the leaderboard omits it."""
         self.holdings: dict[str, Holding] = {}
         self.orders: dict[int, Order] = {}  # live orders by id, in order of acceptance
         self.by_client_id: dict[str, Order] = {}
+        # The round's statistics (``operators``): fills and liquidations since the round
+        # began, and the peak and largest drop of the equity the leaderboards saw (half
+        # money units; the peak starts at the round's cash).
+        self.fills = 0
+        self.liquidations = 0
+        self.peak_equity = 2 * cash
+        self.max_drawdown = 0
 
     def holding(self, book: OrderBook) -> Holding:
         """The holding for ``book``'s symbol, created empty on first use."""
@@ -261,6 +283,7 @@ class AccountState:
 def apply_fill(account: AccountState, holding: Holding, is_buy: bool, qty: int, ticks: int) -> None:
     """Move ``qty`` lots at ``ticks`` into the position; realize PnL on any reduction."""
     tick_value = holding.book.instrument.tick_value
+    account.fills += 1
     position = holding.qty
     if position == 0 or (position > 0) == is_buy:
         notional = ticks * qty * tick_value

@@ -24,6 +24,15 @@ if TYPE_CHECKING:
 NO_BID = 0
 NO_ASK = 0
 
+NOT_PENDING = 0
+"""``Order.pending``: the order is in the book (``live``) or done."""
+ARMED = 1
+"""``Order.pending``: a conditional order waiting in its symbol's trigger book."""
+SCHEDULED = 2
+"""``Order.pending``: an ``activate_at`` order waiting for its time (``Venue.activations``)."""
+FIRING = 3
+"""``Order.pending``: condition met, queued to fire within the current command."""
+
 
 class Order:
     """A live (or just finished) order. Mutable; owned by the core, never sent as is.
@@ -34,6 +43,7 @@ class Order:
 
     __slots__ = (
         "account",
+        "activate_at",
         "book",
         "client_order_id",
         "cum_cost",
@@ -45,11 +55,16 @@ class Order:
         "live",
         "order_id",
         "order_type",
+        "pending",
         "post_only",
         "price",
         "qty",
+        "reduce_only",
+        "reserve",
         "stp",
         "tif",
+        "trigger",
+        "triggered",
     )
 
     def __init__(
@@ -71,6 +86,12 @@ class Order:
         live: bool = False,  # resting in the book
         liquidation: bool = False,
         expire_at: int | None = None,  # tif gtd: ns since the epoch
+        trigger: int = 0,  # ticks: a conditional order's trigger price; 0 for none
+        activate_at: int | None = None,  # ns since the epoch: a scheduled order
+        reduce_only: bool = False,
+        triggered: bool = False,  # a conditional or scheduled order that has fired
+        pending: int = NOT_PENDING,  # ARMED / SCHEDULED / FIRING: alive but not in the book
+        reserve: int = 0,  # ticks its open exposure is valued at while pending
     ) -> None:
         self.order_id = order_id
         self.account = account
@@ -89,6 +110,12 @@ class Order:
         self.live = live
         self.liquidation = liquidation
         self.expire_at = expire_at
+        self.trigger = trigger
+        self.activate_at = activate_at
+        self.reduce_only = reduce_only
+        self.triggered = triggered
+        self.pending = pending
+        self.reserve = reserve
 
     def __repr__(self) -> str:
         side = "buy" if self.is_buy else "sell"

@@ -16,6 +16,7 @@ from heapq import heapify, heappop, heappush
 
 from exchange.core.book import Order
 from exchange.core.orders import remember_done, report, unlist, unrest
+from exchange.core.triggers import activate
 from exchange.core.venue import Venue
 
 
@@ -37,26 +38,38 @@ _MIN_LIMIT = 1024
 
 
 def _current(order: Order, expire_at: int) -> bool:
-    """Whether a heap entry still stands for a live order's deadline."""
-    return order.live and order.expire_at == expire_at
+    """Whether a heap entry still stands for a live (resting or waiting) order's deadline."""
+    return (order.live or order.pending != 0) and order.expire_at == expire_at
 
 
 def next_deadline(venue: Venue) -> int | None:
-    """The earliest ``expire_at`` of a live GTD order, or None (drops stale entries)."""
+    """The earliest ``expire_at`` of a live GTD order or ``activate_at`` of a scheduled order,
+    or None (drops stale entries)."""
     heap = venue.deadlines
+    activations = venue.activations
+    first = activations[0][0] if activations else None
     while heap:
         expire_at, _, order = heap[0]
         if _current(order, expire_at):
-            return expire_at
+            return expire_at if first is None or expire_at < first else first
         heappop(heap)
-    return None
+    return first
 
 
 def expire_due(venue: Venue, ts: int) -> None:
     """End every live GTD order with ``expire_at <= ts``: out of the book and the indexes, one
-    ``expired`` report with reason ``gtd_expired``, remembered as done."""
+    ``expired`` report with reason ``gtd_expired``, remembered as done; and activate every
+    scheduled order with ``activate_at <= ts`` (``triggers.activate``). Both in time order,
+    an expiry before an activation at the same time, then by order id."""
     heap = venue.deadlines
-    while heap and heap[0][0] <= ts:
+    activations = venue.activations
+    while True:
+        if activations and activations[0][0] <= ts:
+            if not heap or heap[0][0] > activations[0][0]:
+                activate(venue, heappop(activations)[2])
+                continue
+        elif not heap or heap[0][0] > ts:
+            return
         expire_at, _, order = heappop(heap)
         if not _current(order, expire_at):
             continue

@@ -26,6 +26,7 @@ from exchange.core.config import CoreConfig
 from exchange.core.instruments import MONEY_SCALE
 from exchange.core.liquidation import check_accounts, liquidate, retry_liquidations
 from exchange.core.matching import execute
+from exchange.core.operators import leaderboard, publish_news, start_round
 from exchange.core.orders import (
     cancel_resting,
     remember_done,
@@ -43,8 +44,20 @@ from exchange.core.reports import (
     rejected_report,
     status_of,
 )
-from exchange.core.risk import band, check_amend, check_amend_exposure, check_new, would_cross
+from exchange.core.risk import (
+    band,
+    check_amend,
+    check_amend_exposure,
+    check_new,
+    reducible,
+    reserve_price,
+    would_cross,
+)
 from exchange.core.state import CoreState, decode, encode, state_hash
+from exchange.core.trigger_book import CONDITIONAL_TYPES
+from exchange.core.triggers import accept as accept_pending
+from exchange.core.triggers import amend_pending, watch_reduce_only
+from exchange.core.triggers import run as run_triggers
 from exchange.core.venue import Venue
 from exchange.protocol.bounds import MAX_QTY
 from exchange.protocol.messages import (
@@ -58,11 +71,15 @@ from exchange.protocol.messages import (
     CreateAccount,
     EngineEvent,
     InstrumentInfo,
+    Leaderboard,
     NewOrder,
     OrderInfo,
     OrderStatus,
+    PublishNews,
+    RankAccounts,
     RejectReason,
     Revalue,
+    StartRound,
 )
 from exchange.protocol.names import ACCOUNT_NAME, ACCOUNT_NAME_TEXT
 
@@ -96,9 +113,18 @@ class Exchange:
         """Fees collected by the venue, in money units (rebates paid are subtracted)."""
         return self.venue.fee_pool
 
+    @property
+    def round(self) -> int:
+        """The current round (0 before the first ``start_round``)."""
+        return self.venue.round
+
+    def leaderboard(self) -> Leaderboard | None:
+        """The last ``leaderboard`` published (None before the first since start-up)."""
+        return self.venue.standings
+
     def next_deadline(self) -> int | None:
-        """The earliest ``expire_at`` of a live GTD order (None: none): when the engine should
-        next submit ``AdvanceTime``."""
+        """The earliest ``expire_at`` of a live GTD order or ``activate_at`` of a scheduled
+        order (None: none): when the engine should next submit ``AdvanceTime``."""
         return next_deadline(self.venue)
 
     def symbols(self) -> list[str]:
@@ -203,6 +229,12 @@ class Exchange:
                 self._revalue()
             case AdvanceTime():
                 expire_due(venue, ts)
+            case PublishNews():
+                publish_news(venue, command)
+            case StartRound():
+                start_round(venue, command)
+            case RankAccounts():
+                leaderboard(venue)
             case _:
                 text = f"not a core command: {type(command).__name__}"
                 events.append(invalid(command, text))
@@ -220,17 +252,23 @@ class Exchange:
             self._reject(account, cmd, "unknown_symbol", f"unknown symbol {cmd.symbol!r}")
             return
         instrument = book.instrument
-        is_market = cmd.order_type == "market"
+        order_type = cmd.order_type
+        conditional = order_type in CONDITIONAL_TYPES
+        is_market = order_type == "market" or order_type == "stop" or order_type == "take_profit"
         tif = cmd.tif
-        if is_market:
-            if cmd.price is not None:
-                venue.events.append(invalid(cmd, "market orders carry no price"))
-                return
-            if tif == "gtc":
-                tif = "ioc"
+        if order_type == "market" and cmd.price is not None:
+            venue.events.append(invalid(cmd, "market orders carry no price"))
+            return
+        if is_market and tif == "gtc":
+            tif = "ioc"
         if cmd.post_only and (is_market or (tif != "gtc" and tif != "gtd")):
             venue.events.append(invalid(cmd, "post_only needs a gtc or gtd limit order"))
             return
+        if conditional or cmd.trigger_price is not None or cmd.activate_at is not None:
+            problem = self._conditional_problem(cmd, conditional, is_market)
+            if problem is not None:
+                self._reject(account, cmd, "invalid_order", problem)
+                return
         expire_at = cmd.expire_at
         if tif == "gtd":
             if is_market:
@@ -241,6 +279,9 @@ class Exchange:
                 return
             if expire_at <= venue.ts:
                 self._reject(account, cmd, "invalid_order", "expire_at is not in the future")
+                return
+            if cmd.activate_at is not None and expire_at <= cmd.activate_at:
+                self._reject(account, cmd, "invalid_order", "expire_at must be after activate_at")
                 return
         elif expire_at is not None:
             self._reject(account, cmd, "invalid_order", "expire_at needs tif gtd")
@@ -264,13 +305,40 @@ class Exchange:
                 self._reject(account, cmd, "invalid_price", text)
                 return
             price = ticks
-        limits = band(book)
-        rests = not is_market and (tif == "gtc" or tif == "gtd")
-        refusal = check_new(account, book, cmd, price, limits, rests)
+        trigger = 0
+        if conditional:
+            ticks = instrument.to_ticks(cmd.trigger_price)  # type: ignore[arg-type]
+            if ticks is None:
+                text = f"trigger_price must be a positive multiple of {instrument.tick_size}"
+                self._reject(account, cmd, "invalid_price", text)
+                return
+            trigger = ticks
+        is_buy = cmd.side == "buy"
+        cut_text = None
+        if cmd.reduce_only:
+            holding = account.holdings.get(book.symbol)
+            allowed = reducible(holding, is_buy) if holding is not None else 0
+            if allowed == 0:
+                text = f"reduce_only: no {'short' if is_buy else 'long'} position to reduce"
+                self._reject(account, cmd, "reduce_only", text)
+                return
+            if qty > allowed:
+                cut_text = f"reduce_only: qty cut from {qty} to {allowed}, the position"
+                qty = allowed
+        waits = conditional or cmd.activate_at is not None
+        reserve = 0
+        if waits:
+            reserve = reserve_price(book, is_buy, price, trigger)
+            # A conditional limit price is judged against the band around its trigger price
+            # (where the market will be when it fires); the band now is checked on firing.
+            limits = instrument.band_limits(trigger) if conditional else band(book)
+        else:
+            limits = band(book)
+        rests = waits or (not is_market and (tif == "gtc" or tif == "gtd"))
+        refusal = check_new(account, book, cmd, qty, price, limits, rests, reserve)
         if refusal is not None:
             self._reject(account, cmd, refusal[0], refusal[1])
             return
-        is_buy = cmd.side == "buy"
         order_id = venue.next_order_id
         venue.next_order_id = order_id + 1
         order = Order(
@@ -282,21 +350,62 @@ class Exchange:
             qty=qty,
             leaves=qty,
             client_order_id=cmd.client_order_id,
-            order_type=cmd.order_type,
+            order_type=order_type,
             tif=tif,
             post_only=cmd.post_only,
             stp=cmd.stp,
             expire_at=expire_at,
+            trigger=trigger,
+            activate_at=cmd.activate_at,
+            reduce_only=cmd.reduce_only,
+            reserve=reserve,
         )
-        report(venue, order, "new", "new", cmd.req_id)
+        start = len(venue.events)
+        report(venue, order, "new", "new", cmd.req_id, None, cut_text)
+        if cmd.reduce_only:
+            watch_reduce_only(venue, order)
+        if waits:
+            accept_pending(venue, order)
+            if expire_at is not None:
+                schedule(venue, order)
+            if venue.firing:
+                run_triggers(venue, start)
+            return
         if is_market:
             execute(venue, order, limits[1] if is_buy else limits[0], False)
         elif rests and not would_cross(book, is_buy, price):
             rest(venue, order)  # the common case: a passive order joins the book
+            if expire_at is not None:
+                schedule(venue, order)
+            return
         else:
             execute(venue, order, price, rests)
         if expire_at is not None and order.live:
             schedule(venue, order)
+        if venue.armed or venue.reduce_only:
+            run_triggers(venue, start)
+
+    def _conditional_problem(self, cmd: NewOrder, conditional: bool, is_market: bool) -> str | None:
+        """Why the conditional and scheduling fields of ``cmd`` do not go together (PROTOCOL
+        §3.1), or None."""
+        order_type = cmd.order_type
+        if cmd.activate_at is not None and cmd.activate_at <= self.venue.ts:
+            return "activate_at is not in the future"
+        if conditional:
+            if cmd.trigger_price is None:
+                return f"a {order_type} order needs trigger_price"
+            if is_market and cmd.price is not None:
+                return f"a {order_type} order carries no price (it fires as a market order)"
+            if not is_market and cmd.price is None:
+                return f"a {order_type} order needs a price (the limit it fires at)"
+            if cmd.activate_at is not None:
+                return "activate_at cannot be combined with a conditional order type"
+        elif cmd.trigger_price is not None:
+            return (
+                "trigger_price needs a conditional order_type "
+                "(stop, stop_limit, take_profit, take_profit_limit)"
+            )
+        return None
 
     def _reject(
         self, account: AccountState, cmd: NewOrder, reason: RejectReason, text: str
@@ -363,9 +472,26 @@ class Exchange:
             return
         book = order.book
         instrument = book.instrument
-        if cmd.qty is None and cmd.price is None:
-            self._amend_reject(order, cmd, "invalid_qty", "amend needs a new qty and/or price")
+        if cmd.qty is None and cmd.price is None and cmd.trigger_price is None:
+            text = "amend needs a new qty, price and/or trigger_price"
+            self._amend_reject(order, cmd, "invalid_qty", text)
             return
+        if cmd.price is not None and not order.price:
+            text = f"a {order.order_type} order has no price to amend"
+            self._amend_reject(order, cmd, "invalid_order", text)
+            return
+        new_trigger = order.trigger
+        if cmd.trigger_price is not None:
+            if not order.pending or not order.trigger:
+                text = "trigger_price can only be amended on a conditional order before it fires"
+                self._amend_reject(order, cmd, "invalid_order", text)
+                return
+            ticks = instrument.to_ticks(cmd.trigger_price)
+            if ticks is None:
+                text = f"trigger_price must be a positive multiple of {instrument.tick_size}"
+                self._amend_reject(order, cmd, "invalid_price", text)
+                return
+            new_trigger = ticks
         new_qty = order.qty if cmd.qty is None else cmd.qty
         if new_qty <= 0 or new_qty > MAX_QTY:
             self._amend_reject(order, cmd, "invalid_qty", "qty must be a positive whole number")
@@ -379,6 +505,14 @@ class Exchange:
                 self._amend_reject(order, cmd, "invalid_price", text)
                 return
             new_price = ticks
+        if order.pending:
+            start = len(venue.events)
+            refusal = amend_pending(venue, order, new_qty, new_price, new_trigger, cmd.req_id)
+            if refusal is not None:
+                self._amend_reject(order, cmd, refusal[0], refusal[1])
+            elif venue.firing:
+                run_triggers(venue, start)
+            return
         refusal = check_amend(order, new_qty, new_price)
         if refusal is not None:
             self._amend_reject(order, cmd, refusal[0], refusal[1])
@@ -398,6 +532,10 @@ class Exchange:
             cancel_resting(venue, order, cmd.req_id, None, "qty amended below the filled qty")
             return
         new_leaves = new_qty - order.cum_qty
+        if order.reduce_only and new_leaves > reducible(account.holding(book), order.is_buy):
+            text = "reduce_only: qty above the position it reduces"
+            self._amend_reject(order, cmd, "reduce_only", text)
+            return
         refusal = check_amend_exposure(account, order, new_leaves, new_price)
         if refusal is not None:
             self._amend_reject(order, cmd, refusal[0], refusal[1])
@@ -423,8 +561,11 @@ class Exchange:
         order.qty = new_qty
         order.leaves = new_leaves
         order.price = new_price
+        start = len(venue.events)
         report(venue, order, "replaced", status_of(order), cmd.req_id)
         execute(venue, order, new_price, True)
+        if venue.armed or venue.reduce_only:
+            run_triggers(venue, start)
 
     def _not_found(
         self,
@@ -526,6 +667,7 @@ class Exchange:
         retried = False
         while True:
             moved = publish_books(venue)
+            start = len(venue.events)
             suspects = touched_accounts
             for book in moved:
                 breached = venue.watch.breached(book.symbol, book.mark)
@@ -540,6 +682,8 @@ class Exchange:
             if waiting and not retried:
                 retried = True
                 retry_liquidations(venue, waiting)
+            if venue.armed or venue.reduce_only:
+                run_triggers(venue, start)  # liquidations' trades fire stops too
             if not venue.touched_books:
                 break
         if touched_accounts:

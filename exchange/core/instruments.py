@@ -22,6 +22,8 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Final
 
+import msgspec
+
 from exchange.protocol.bounds import MAX_PRICE, MAX_TICKS
 from exchange.protocol.config import InstrumentSpec
 from exchange.protocol.messages import InstrumentInfo
@@ -200,6 +202,13 @@ class Instrument:
             maker_fee=spec.maker_fee,
             taker_fee=spec.taker_fee,
         )
+
+    def set_reference(self, ticks: int) -> None:
+        """Move the reference price to ``ticks`` (a news ``shock``): the centre of the price
+        band before the first trade, the mark of a book without BBO or trades, and the
+        ``reference_price`` that ``info`` (the ``instruments`` message) shows."""
+        self.reference_ticks = ticks
+        self.info = msgspec.structs.replace(self.info, reference_price=self.to_price(ticks))
 
     def to_ticks(self, price: float) -> int | None:
         """Integer ticks of a display price, or None when it is not a positive tick multiple of

@@ -36,6 +36,7 @@ def check_accounts(venue: Venue, suspects: dict[str, AccountState]) -> list[Acco
 def liquidate(venue: Venue, account: AccountState) -> None:
     """Cancel the account's orders and close its positions against the book."""
     account.liquidating = True
+    account.liquidations += 1
     venue.watch.disarm(account)
     venue.liquidating[account.name] = account
     venue.touched_accounts[account.name] = account

@@ -11,8 +11,9 @@ from __future__ import annotations
 from exchange.core.accounts import Holding, apply_fill
 from exchange.core.book import Order
 from exchange.core.instruments import RATE_SCALE
-from exchange.core.orders import cancel_resting, expire, remember_done, rest, unlist
+from exchange.core.orders import cancel_resting, expire, remember_done, rest, shrink, unlist
 from exchange.core.reports import fill_event, trade_report
+from exchange.core.risk import reducible
 from exchange.core.venue import Venue
 from exchange.protocol.messages import Side
 
@@ -45,7 +46,7 @@ def execute(venue: Venue, order: Order, limit: int, rests: bool) -> None:
         expire(venue, order, "self_trade", "self-trade prevented")
     elif rests:
         rest(venue, order)
-    elif order.order_type == "market":
+    elif not order.price:  # market, or a fired stop / take_profit
         expire(venue, order, "no_liquidity", "no more liquidity within the price band")
     else:
         expire(venue, order, None, None)
@@ -60,12 +61,22 @@ def fok_fillable(order: Order, limit: int) -> bool:
         prices = sorted((p for p in book.bids if p >= limit), reverse=True)
     needed = order.leaves
     skip_own = order.stp == "expire_maker"
+    symbol = book.symbol
+    taken: dict[str, int] = {}  # lots taken so far from each maker account
     for maker in book.iter_orders(not order.is_buy, prices):
         if maker.account is order.account:
             if skip_own:
                 continue
             return False
-        needed -= maker.leaves
+        take = maker.leaves
+        name = maker.account.name
+        before = taken.get(name, 0)
+        if maker.reduce_only:  # match() cuts it to what its position still allows
+            room = reducible(maker.account.holdings[symbol], maker.is_buy) - before
+            if room < take:
+                take = room if room > 0 else 0
+        taken[name] = before + take
+        needed -= take
         if needed <= 0:
             return True
     return False
@@ -119,6 +130,15 @@ def match(venue: Venue, taker: Order, limit: int) -> str | None:
                 if best not in levels:
                     break
                 continue
+            if maker.reduce_only:
+                # Fills elsewhere may have shrunk the position it reduces: cut it first.
+                allowed = reducible(maker_account.holdings[symbol], maker.is_buy)
+                if allowed < maker.leaves:
+                    shrink(venue, maker, allowed)
+                    if not maker.live:
+                        if best not in levels:
+                            break
+                        continue
             qty = taker.leaves if taker.leaves < maker.leaves else maker.leaves
             notional = best * qty * tick_value
             maker_fee = fee(notional, maker_rate)

@@ -7,8 +7,10 @@ Each function changes the ``Venue`` and appends the events it causes, with the n
 
 from __future__ import annotations
 
-from exchange.core.book import Order
-from exchange.core.reports import order_report
+from heapq import heapify
+
+from exchange.core.book import ARMED, FIRING, NOT_PENDING, SCHEDULED, Order
+from exchange.core.reports import order_report, status_of
 from exchange.core.venue import Venue
 from exchange.protocol.messages import ExecType, OrderStatus, RejectReason
 
@@ -58,17 +60,90 @@ def rest(venue: Venue, order: Order) -> None:
 
 
 def unrest(venue: Venue, order: Order, purge: bool = False) -> None:
-    """Take a resting order out of the book and out of its holding's exposure."""
+    """Take a resting order out of the book and out of its holding's exposure; a pending
+    order (armed, scheduled or firing) out of its trigger book or schedule instead."""
     book = order.book
-    book.remove(order, purge)
-    venue.touched_books[book.symbol] = book
+    if order.pending:
+        price = order.reserve
+        unpend(venue, order)
+    else:
+        book.remove(order, purge)
+        venue.touched_books[book.symbol] = book
+        price = order.price
     holding = order.account.holdings[book.symbol]
     if order.is_buy:
         holding.open_buy_qty -= order.leaves
-        holding.open_buy_value -= order.leaves * order.price
+        holding.open_buy_value -= order.leaves * price
     else:
         holding.open_sell_qty -= order.leaves
-        holding.open_sell_value -= order.leaves * order.price
+        holding.open_sell_value -= order.leaves * price
+
+
+def hold(venue: Venue, order: Order) -> None:
+    """Index a pending order as live and reserve its exposure at ``order.reserve`` ticks (the
+    caller arms or schedules it)."""
+    account = order.account
+    holding = account.holding(order.book)
+    if order.is_buy:
+        holding.open_buy_qty += order.leaves
+        holding.open_buy_value += order.leaves * order.reserve
+    else:
+        holding.open_sell_qty += order.leaves
+        holding.open_sell_value += order.leaves * order.reserve
+    if order.order_id not in account.orders:
+        account.orders[order.order_id] = order
+        if order.client_order_id is not None:
+            account.by_client_id[order.client_order_id] = order
+
+
+def unpend(venue: Venue, order: Order) -> None:
+    """Take a pending order out of its trigger book, schedule or firing queue (its exposure
+    and indexes stay: see ``unrest``); it is then neither pending nor in the book."""
+    pending = order.pending
+    if pending == ARMED:
+        venue.triggers[order.book.symbol].remove(order)
+        venue.armed -= 1
+    elif pending == FIRING:
+        venue.armed -= 1  # the firing queue skips it: it is no longer FIRING
+    elif pending == SCHEDULED:
+        heap = venue.activations
+        heap[:] = [entry for entry in heap if entry[2] is not order]
+        heapify(heap)
+    order.pending = NOT_PENDING
+
+
+def shrink(venue: Venue, order: Order, allowed: int) -> None:
+    """Cut a live reduce-only order's ``leaves`` to ``allowed`` (what the position still lets
+    it reduce): a ``replaced`` report with the lower ``qty``, or, when nothing is left,
+    ``expired`` with reason ``reduce_only``."""
+    if allowed <= 0:
+        unrest(venue, order)
+        unlist(order)
+        order.leaves = 0
+        text = "reduce_only: no position left to reduce"
+        report(venue, order, "expired", "expired", None, "reduce_only", text)
+        remember_done(venue, order, "expired")
+        return
+    cut = order.leaves - allowed
+    if cut <= 0:
+        return
+    holding = order.account.holdings[order.book.symbol]
+    if order.pending:
+        price = order.reserve
+        order.leaves -= cut
+    else:
+        price = order.price
+        order.book.reduce(order, cut)
+        venue.touched_books[order.book.symbol] = order.book
+    if order.is_buy:
+        holding.open_buy_qty -= cut
+        holding.open_buy_value -= cut * price
+    else:
+        holding.open_sell_qty -= cut
+        holding.open_sell_value -= cut * price
+    order.qty -= cut
+    text = f"reduce_only: qty cut to {order.qty} as the position shrank"
+    report(venue, order, "replaced", status_of(order), None, None, text)
 
 
 def unlist(order: Order) -> None:

@@ -7,7 +7,7 @@ watch) recomputed.
 
 from __future__ import annotations
 
-from exchange.core.book import Order
+from exchange.core.book import Order, OrderBook
 from exchange.core.clock import schedule
 from exchange.core.orders import rest
 from exchange.core.state import (
@@ -20,6 +20,7 @@ from exchange.core.state import (
     LevelState,
     OrderState,
 )
+from exchange.core.triggers import pending_orders, restore_pending, watch_reduce_only
 from exchange.core.venue import Venue
 
 
@@ -38,10 +39,18 @@ def capture(venue: Venue) -> CoreState:
             account.max_open_orders,
             [HoldingState(s, h.qty, h.cost, h.realized) for s, h in account.holdings.items()],
             reported.get(account.name),
+            account.system,
+            account.fills,
+            account.liquidations,
+            account.peak_equity,
+            account.max_drawdown,
         )
         for account in venue.accounts.values()
     ]
     books = []
+    waiting: dict[str, list[OrderState]] = {}
+    for order in pending_orders(venue):
+        waiting.setdefault(order.book.symbol, []).append(_order_state(order))
     for book in venue.books.values():
         sides = []
         for levels, prices in (
@@ -56,7 +65,14 @@ def capture(venue: Venue) -> CoreState:
             )
         books.append(
             BookStateSnapshot(
-                book.symbol, book.last_trade, book.last_bbo, book.mark, sides[0], sides[1]
+                book.symbol,
+                book.last_trade,
+                book.last_bbo,
+                book.mark,
+                sides[0],
+                sides[1],
+                book.instrument.reference_ticks,
+                waiting.get(book.symbol, []),
             )
         )
     done = [DoneOrder(*entry) for entry in venue.done.entries()]
@@ -70,6 +86,10 @@ def capture(venue: Venue) -> CoreState:
         accounts,
         books,
         done,
+        venue.round,
+        venue.round_name,
+        venue.round_cash,
+        venue.next_news_id,
     )
 
 
@@ -83,8 +103,14 @@ def restore(venue: Venue, state: CoreState) -> None:
     venue.account_order.clear()
     venue.api_keys.clear()
     for snap in state.accounts:
-        account = venue.open_account(snap.name, snap.cash, snap.api_key, snap.max_open_orders)
+        account = venue.open_account(
+            snap.name, snap.cash, snap.api_key, snap.max_open_orders, snap.system
+        )
         account.deposits = snap.deposits
+        account.fills = snap.fills
+        account.liquidations = snap.liquidations
+        account.peak_equity = snap.peak_equity
+        account.max_drawdown = snap.max_drawdown
         account.fees = snap.fees
         account.realized = snap.realized
         account.liquidating = snap.liquidating
@@ -104,34 +130,18 @@ def restore(venue: Venue, state: CoreState) -> None:
         raise ValueError("snapshot lacks the insurance fund account")
     venue.insurance = venue.accounts[config.insurance_account]
     resting: list[Order] = []
+    pending: list[Order] = []
     for snap_book in state.books:
         book = venue.books.get(snap_book.symbol)
         if book is None:
             raise ValueError(f"snapshot has unknown book {snap_book.symbol}")
         for level in snap_book.bids + snap_book.asks:
             for o in level.orders:
-                account = venue.accounts[o.account]
-                resting.append(
-                    Order(
-                        order_id=o.order_id,
-                        account=account,
-                        book=book,
-                        is_buy=o.is_buy,
-                        price=o.price,
-                        qty=o.qty,
-                        leaves=o.leaves,
-                        cum_qty=o.cum_qty,
-                        cum_cost=o.cum_cost,
-                        client_order_id=o.client_order_id,
-                        order_type=o.order_type,
-                        tif=o.tif,
-                        post_only=o.post_only,
-                        stp=o.stp,
-                        liquidation=o.liquidation,
-                        expire_at=o.expire_at,
-                    )
-                )
-                account.holding(book)
+                resting.append(_order(venue, o, book))
+        for o in snap_book.pending:
+            pending.append(_order(venue, o, book))
+        if snap_book.reference_ticks:
+            book.instrument.set_reference(snap_book.reference_ticks)
         book.last_trade = snap_book.last_trade
         book.last_bbo = tuple(snap_book.last_bbo)  # type: ignore[assignment]
         book.mark = snap_book.mark
@@ -139,6 +149,11 @@ def restore(venue: Venue, state: CoreState) -> None:
     # which is the order in which orders became live.
     for order in resting:
         rest(venue, order)
+        schedule(venue, order)
+        if order.reduce_only:
+            watch_reduce_only(venue, order)
+    for order in pending:
+        restore_pending(venue, order)
         schedule(venue, order)
     for account in venue.accounts.values():
         account.orders = dict(sorted(account.orders.items()))
@@ -153,11 +168,45 @@ def restore(venue: Venue, state: CoreState) -> None:
     venue.next_order_id = state.next_order_id
     venue.next_trade_id = state.next_trade_id
     venue.fee_pool = state.fee_pool
+    venue.round = state.round
+    venue.round_name = state.round_name
+    venue.round_cash = state.round_cash
+    venue.next_news_id = state.next_news_id
     for account in venue.accounts.values():
         if account is not venue.insurance and not account.liquidating:
             cushion = account.cushion()
             if cushion >= 0:
                 venue.watch.arm(account, cushion)
+
+
+def _order(venue: Venue, o: OrderState, book: OrderBook) -> Order:
+    """The order ``o`` of a snapshot, in ``book`` (its account gets a holding there)."""
+    account = venue.accounts[o.account]
+    account.holding(book)
+    return Order(
+        order_id=o.order_id,
+        account=account,
+        book=book,
+        is_buy=o.is_buy,
+        price=o.price,
+        qty=o.qty,
+        leaves=o.leaves,
+        cum_qty=o.cum_qty,
+        cum_cost=o.cum_cost,
+        client_order_id=o.client_order_id,
+        order_type=o.order_type,
+        tif=o.tif,
+        post_only=o.post_only,
+        stp=o.stp,
+        liquidation=o.liquidation,
+        expire_at=o.expire_at,
+        trigger=o.trigger,
+        activate_at=o.activate_at,
+        reduce_only=o.reduce_only,
+        triggered=o.triggered,
+        pending=o.pending,
+        reserve=o.reserve,
+    )
 
 
 def _order_state(order: Order) -> OrderState:
@@ -177,4 +226,10 @@ def _order_state(order: Order) -> OrderState:
         order.stp,
         order.liquidation,
         order.expire_at,
+        order.trigger,
+        order.activate_at,
+        order.reduce_only,
+        order.triggered,
+        order.pending,
+        order.reserve,
     )

@@ -81,6 +81,10 @@ def order_report(
         ts,  # ts
         seq,  # seq
         order.expire_at,  # expire_at
+        instrument.to_price(order.trigger) if order.trigger else None,  # trigger_price
+        order.activate_at,  # activate_at
+        order.reduce_only,  # reduce_only
+        order.triggered,  # triggered
     )
 
 
@@ -127,6 +131,10 @@ def trade_report(
         ts,  # ts
         seq,  # seq
         order.expire_at,  # expire_at
+        instrument.to_price(order.trigger) if order.trigger else None,  # trigger_price
+        order.activate_at,  # activate_at
+        order.reduce_only,  # reduce_only
+        order.triggered,  # triggered
     )
 
 
@@ -169,6 +177,10 @@ def rejected_report(
         ts,  # ts
         seq,  # seq
         cmd.expire_at,  # expire_at
+        cmd.trigger_price,  # trigger_price
+        cmd.activate_at,  # activate_at
+        cmd.reduce_only,  # reduce_only
+        False,  # triggered
     )
 
 
@@ -276,4 +288,8 @@ def order_info(order: Order) -> OrderInfo:
         status=status_of(order),
         post_only=order.post_only,
         expire_at=order.expire_at,
+        trigger_price=instrument.to_price(order.trigger) if order.trigger else None,
+        activate_at=order.activate_at,
+        reduce_only=order.reduce_only,
+        triggered=order.triggered,
     )

@@ -88,19 +88,23 @@ def check_new(
     account: AccountState,
     book: OrderBook,
     cmd: NewOrder,
+    qty: int,
     price: int,
     limits: tuple[int, int],
     rests: bool,
+    reserve: int = 0,
 ) -> Refusal | None:
-    """The risk checks of a new order whose quantity and price (``price`` ticks, 0 for a
-    market order) are valid; ``limits`` is the book's ``band``; ``rests``: a GTC limit order.
+    """The risk checks of a new order of ``qty`` lots (``cmd.qty``, or less when reduce-only
+    cut it) whose quantity and price (``price`` ticks, 0 for a market order) are valid;
+    ``limits`` is the book's ``band``; ``rests``: a GTC limit order, or any order that waits
+    (conditional, scheduled). ``reserve`` (ticks, 0: none) marks an order that waits: its
+    exposure is valued at ``reserve`` and the post-only test waits for it to fire.
 
     Once past the order-level checks it gives the account its (empty) holding in ``book`` if it
     has none yet, the one change it makes (snapshots list that holding).
     """
     instrument = book.instrument
-    qty = cmd.qty
-    is_market = cmd.order_type == "market"
+    is_market = not price
     low, high = limits
     if qty > instrument.max_order_qty:
         return "max_order_qty", f"qty above max_order_qty {instrument.max_order_qty}"
@@ -116,7 +120,9 @@ def check_new(
     holding = account.holding(book)
     if worst_position(holding, is_buy, qty) > instrument.max_position:
         return "max_position", f"position could exceed {instrument.max_position}"
-    if is_market:
+    if reserve:
+        value = qty * reserve
+    elif is_market:
         if high == NO_LIMIT:  # no band: assume the market order could pay twice the mark
             value = int(qty * book.mark * 2)
         else:
@@ -125,7 +131,64 @@ def check_new(
         value = qty * price
     if not margin_allows(account, holding, is_buy, value):
         return "insufficient_margin", "initial margin would exceed equity"
-    if cmd.post_only and would_cross(book, is_buy, price):
+    if cmd.post_only and not reserve and would_cross(book, is_buy, price):
+        return "post_only_would_cross", "post-only order would cross"
+    return None
+
+
+def reducible(holding: Holding, is_buy: bool) -> int:
+    """How many lots a reduce-only order on this side may trade: the position on the other
+    side (a buy reduces a short, a sell a long), 0 when there is none."""
+    qty = holding.qty
+    if is_buy:
+        return -qty if qty < 0 else 0
+    return qty if qty > 0 else 0
+
+
+def reserve_price(book: OrderBook, is_buy: bool, price: int, trigger: int) -> int:
+    """Ticks a waiting order's exposure is valued at: its limit ``price``; for a market-type
+    one (``price`` 0) the band edge it could trade at if it fired now with the last trade at
+    its ``trigger`` (else the band reference): the band's top for a buy, its bottom for a
+    sell, and twice that reference when the instrument has no band (as ``check_new`` values
+    a market order)."""
+    if price:
+        return price
+    reference = trigger or book.band_reference()
+    low, high = book.instrument.band_limits(reference)
+    if high == NO_LIMIT:
+        return 2 * reference
+    return high if is_buy else low
+
+
+def check_fire(order: Order, limits: tuple[int, int]) -> Refusal | None:
+    """The pre-trade checks again when a waiting order fires (or activates): its exposure is
+    already released; ``limits`` is the book's ``band`` now. The same rules as ``check_new``
+    except the client order id and the open-order count (the order already counted)."""
+    book = order.book
+    instrument = book.instrument
+    qty = order.leaves
+    price = order.price
+    low, high = limits
+    if qty > instrument.max_order_qty:
+        return "max_order_qty", f"qty above max_order_qty {instrument.max_order_qty}"
+    if price and (price < low or price > high):
+        to_price = instrument.to_price
+        return "price_band", f"price outside the band [{to_price(low)}, {to_price(high)}]"
+    is_buy = order.is_buy
+    account = order.account
+    holding = account.holding(book)
+    if not order.reduce_only and worst_position(holding, is_buy, qty) > instrument.max_position:
+        return "max_position", f"position could exceed {instrument.max_position}"
+    if not price:
+        if high == NO_LIMIT:
+            value = int(qty * book.mark * 2)
+        else:
+            value = qty * (high if is_buy else low)
+    else:
+        value = qty * price
+    if not margin_allows(account, holding, is_buy, value):
+        return "insufficient_margin", "initial margin would exceed equity"
+    if order.post_only and would_cross(book, is_buy, price):
         return "post_only_would_cross", "post-only order would cross"
     return None
 

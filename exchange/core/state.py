@@ -17,8 +17,10 @@ import msgspec
 
 from exchange.protocol.messages import OrderStatus, OrderType, SelfTradePrevention, TimeInForce
 
-SNAPSHOT_VERSION = 2
-"""2: ``OrderState.expire_at`` (GTD orders)."""
+SNAPSHOT_VERSION = 3
+"""2: ``OrderState.expire_at`` (GTD orders). 3: rounds, news and moved reference prices
+(``CoreState.round``..., ``AccountSnapshot.system``..., ``BookStateSnapshot.reference_ticks``),
+and the conditional orders' fields."""
 
 
 class OrderState(msgspec.Struct, array_like=True, frozen=True):
@@ -39,6 +41,15 @@ class OrderState(msgspec.Struct, array_like=True, frozen=True):
     stp: SelfTradePrevention
     liquidation: bool
     expire_at: int | None = None
+    trigger: int = 0
+    """Ticks of a conditional order's trigger price (0: none)."""
+    activate_at: int | None = None
+    reduce_only: bool = False
+    triggered: bool = False
+    pending: int = 0
+    """``book.ARMED`` / ``book.SCHEDULED`` for a waiting order (``BookStateSnapshot.pending``)."""
+    reserve: int = 0
+    """Ticks a waiting order's exposure is reserved at."""
 
 
 class LevelState(msgspec.Struct, array_like=True, frozen=True):
@@ -53,6 +64,11 @@ class BookStateSnapshot(msgspec.Struct, array_like=True, frozen=True):
     mark: float
     bids: list[LevelState]
     asks: list[LevelState]
+    reference_ticks: int = 0
+    """The reference price now (a news shock moves it); 0: the configured one."""
+    pending: list[OrderState] = []
+    """The symbol's waiting orders (armed conditional, scheduled), by order id; the trigger
+    book and the activation schedule are rebuilt from them on restore."""
 
 
 class HoldingState(msgspec.Struct, array_like=True, frozen=True):
@@ -73,6 +89,11 @@ class AccountSnapshot(msgspec.Struct, array_like=True, frozen=True):
     max_open_orders: int
     holdings: list[HoldingState]
     reported_equity: float | None
+    system: bool = False
+    fills: int = 0
+    liquidations: int = 0
+    peak_equity: int = 0
+    max_drawdown: int = 0
 
 
 class DoneOrder(msgspec.Struct, array_like=True, frozen=True):
@@ -92,6 +113,10 @@ class CoreState(msgspec.Struct, array_like=True, frozen=True):
     accounts: list[AccountSnapshot]
     books: list[BookStateSnapshot]
     done: list[DoneOrder]
+    round: int = 0
+    round_name: str = ""
+    round_cash: int = 0
+    next_news_id: int = 1
 
 
 _encoder = msgspec.msgpack.Encoder()

@@ -37,9 +37,11 @@ from exchange.engine.group_commit import (
 from exchange.engine.history import EventHistory
 from exchange.engine.metrics import EngineStats
 from exchange.engine.publisher import Publisher
+from exchange.engine.scenario import ScenarioPlayer
 from exchange.engine.sequencer import Sequencer
 from exchange.protocol.config import SystemConfig
-from exchange.protocol.messages import AdvanceTime, Revalue
+from exchange.protocol.messages import AdvanceTime, OperatorCommand, RankAccounts, Revalue
+from exchange.protocol.scenario import Scenario
 from exchange.service.http import http_handler
 
 log = structlog.get_logger("engine")
@@ -78,7 +80,9 @@ class EngineApp:
         subscriber_buffer_limit: int = SUBSCRIBER_BUFFER_LIMIT,
         gateway_buffer_limit: int = GATEWAY_BUFFER_LIMIT,
         gateway_grace: float = GATEWAY_GRACE,
+        scenario: Scenario | None = None,
     ) -> None:
+        """``scenario``: operator commands to play on the engine's clock (``--scenario``)."""
         self.config = config
         self.host = host
         self._requested_ports = (command_port, event_port)
@@ -128,6 +132,10 @@ class EngineApp:
         self._gateway_grace = gateway_grace
         self._mark_interval = config.engine.mark_interval_ms / 1000
         self._clock_interval = config.engine.clock_interval_ms / 1000
+        self._leaderboard_interval = config.engine.leaderboard_interval_ms / 1000
+        self.scenario = (
+            ScenarioPlayer(scenario, self.operate, self.data_dir) if scenario is not None else None
+        )
         self._servers: list[Server] = []
         self._timers: list[asyncio.Task[None]] = []
         self._ready = False
@@ -216,12 +224,18 @@ class EngineApp:
         )
         if self._mark_interval > 0:
             self._timers.append(loop.create_task(self._every(self._mark_interval, self.revalue)))
+        if self._leaderboard_interval > 0:
+            self._timers.append(
+                loop.create_task(self._every(self._leaderboard_interval, self.rank_accounts))
+            )
         if self._clock_interval > 0:
             self._timers.append(
                 loop.create_task(self._every(self._clock_interval, self.advance_time))
             )
         if self.durability is not None:
             self._timers.append(loop.create_task(self._every(1.0, self.maybe_snapshot)))
+        if self.scenario is not None:
+            self._timers.append(loop.create_task(self.scenario.run()))
         self._ready = True
         log.info(
             "engine_started",
@@ -235,6 +249,19 @@ class EngineApp:
         """Mark to market: account updates for every account whose equity moved."""
         events = self.sequencer.submit("", Revalue())
         self.stats.commands["Revalue"] += 1
+        self.publisher.publish(events, None)
+
+    def operate(self, command: OperatorCommand) -> None:
+        """An operator command of the engine's own (a scenario entry): journaled and
+        published like one from an operator session."""
+        events = self.sequencer.submit("", command)
+        self.stats.commands[type(command).__name__] += 1
+        self.publisher.publish(events, None)
+
+    def rank_accounts(self) -> None:
+        """The round's standings: one journaled ``RankAccounts``, a ``leaderboard`` event."""
+        events = self.sequencer.submit("", RankAccounts())
+        self.stats.commands["RankAccounts"] += 1
         self.publisher.publish(events, None)
 
     def advance_time(self) -> None:

@@ -7,7 +7,12 @@ the journal commit (see ``publisher``).
 
 - ``Submit``: the order command goes through the sequencer; the reply holds every private
   message it caused (any account's) and any ``error``.
-- ``Authenticate``: ``logged_in`` (with the account's limits) or ``error`` ``auth_failed``.
+- ``Authenticate``: ``logged_in`` (with the account's limits) or ``error`` ``auth_failed``;
+  one of the config's ``[admin] api_keys`` logs in as an operator (``account`` null,
+  ``admin`` true).
+- ``Operate``: an operator command (``publish_news``, ``start_round``) through the sequencer;
+  the reply holds what it caused (the ``news`` / ``round_started``, the cancels and account
+  updates of a round), and the broadcasts go to every other gateway too.
 - ``RegisterAccount``: checks (``register_disabled``, ``account_exists``, ``invalid_message``
   for a bad name or cash), then a ``CreateAccount`` with a fresh API key goes through the
   sequencer (so it is journaled); the reply is ``registered`` then the new account's
@@ -47,6 +52,7 @@ from exchange.protocol.codec import encode, envelope_decoder, json_object, split
 from exchange.protocol.config import SystemConfig
 from exchange.protocol.internal import (
     Authenticate,
+    Operate,
     Query,
     RegisterAccount,
     Submit,
@@ -93,6 +99,7 @@ class CommandPort:
         self._register_cash = gateway.register_cash
         self._orders_per_second = gateway.orders_per_second
         self._burst = gateway.burst
+        self._admin_keys = frozenset(config.admin.api_keys)
         self._ids = itertools.count(1)
         self.connections = 0
         self._no_gateways = asyncio.Event()
@@ -161,6 +168,8 @@ class CommandPort:
                     messages = self._query(envelope)  # type: ignore[arg-type]
                 elif kind is Authenticate:
                     messages = self._authenticate(envelope)  # type: ignore[arg-type]
+                elif kind is Operate:
+                    messages = self._operate(peer, envelope)  # type: ignore[arg-type]
                 else:
                     messages = self._register(peer, envelope)  # type: ignore[arg-type]
             except Exception:
@@ -178,7 +187,11 @@ class CommandPort:
         command = envelope.command
         kind = type(command)
         if kind is NewOrder or kind is AmendOrder:
-            problem = order_problem(command.qty, command.price)  # type: ignore[union-attr]
+            problem = order_problem(
+                command.qty,  # type: ignore[union-attr]
+                command.price,  # type: ignore[union-attr]
+                command.trigger_price,  # type: ignore[union-attr]
+            )
             if problem is not None:  # refused before the journal: replay never sees it
                 self._stats.bad_envelopes += 1
                 reason, text = problem
@@ -234,6 +247,11 @@ class CommandPort:
                 post_only=live.post_only,
                 req_id=request.req_id,
                 seq=core.last_seq,
+                expire_at=live.expire_at,
+                trigger_price=live.trigger_price,
+                activate_at=live.activate_at,
+                reduce_only=live.reduce_only,
+                triggered=live.triggered,
             )
         done = core.venue.done.get(order_id)
         if done is not None and done[0] == account:
@@ -262,7 +280,14 @@ class CommandPort:
             max_open_orders=max_open,
         )
 
+    def _operate(self, peer: GatewayPeer, envelope: Operate) -> list[bytes]:
+        """An operator command (the gateway checked the session is an admin's)."""
+        events = self._sequencer.submit("", envelope.command)
+        return self._publisher.publish(events, peer)
+
     def _authenticate(self, envelope: Authenticate) -> list[bytes]:
+        if envelope.api_key in self._admin_keys:
+            return [encode(LoggedIn(account=None, limits=None, admin=True))]
         account = self._core.account_for_key(envelope.api_key)
         if account is None:
             return [encode(Error(code="auth_failed", text="invalid API key", ref=None))]

@@ -75,6 +75,7 @@ def build_snapshot(core: Exchange, ts: int) -> bytes:
         instruments=core.instruments(),
         books=books,
         accounts=[account.view(ts, seq) for account in core.accounts()],
+        leaderboard=core.leaderboard(),
     )
     return encode(snapshot)
 

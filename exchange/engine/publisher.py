@@ -40,7 +40,7 @@ from exchange.engine.history import EventHistory
 from exchange.engine.metrics import EngineStats
 from exchange.engine.sequencer import Sequencer
 from exchange.protocol.codec import encode, encode_push, encode_reply
-from exchange.protocol.internal import fans_out
+from exchange.protocol.internal import broadcast, fans_out
 from exchange.protocol.messages import (
     AccountUpdate,
     CancelAllDone,
@@ -48,15 +48,18 @@ from exchange.protocol.messages import (
     Error,
     ExecutionReport,
     Fill,
+    News,
+    RoundStarted,
 )
 from exchange.service.outbox import Outbox
 
 _PUSHED = frozenset(
     kind
-    for kind in (ExecutionReport, AccountUpdate, CancelReject, CancelAllDone)
-    if fans_out(str(kind.__struct_config__.tag))
+    for kind in (ExecutionReport, AccountUpdate, CancelReject, CancelAllDone, News, RoundStarted)
+    if fans_out(str(kind.__struct_config__.tag)) or broadcast(str(kind.__struct_config__.tag))
 )
-"""The private events pushed to every other gateway too (``internal.fans_out``)."""
+"""The events pushed to every other gateway too (``internal.fans_out``: private events of
+accounts that may be logged in there; ``internal.broadcast``: news and rounds for everyone)."""
 
 
 class GatewayPeer:
@@ -241,7 +244,7 @@ class Publisher:
             elif kind is CancelReject:
                 reply.append(data)
                 stats.rejects[event.reject_reason] += 1
-            elif kind is CancelAllDone:
+            elif kind is CancelAllDone or kind is News or kind is RoundStarted:
                 reply.append(data)
         stats.events += count
         if push:

@@ -5,7 +5,8 @@ at its own boundary (a buggy gateway must not be able to hurt it). They cover on
 system cannot represent; business limits (tick, band, ``max_order_qty``) are the core's.
 
 - ``qty`` is a positive integer below 2^53 (exact in every JSON reader): else ``invalid_qty``.
-- ``price`` is a finite positive number no larger than ``MAX_PRICE``: else ``invalid_price``.
+- ``price`` is a finite positive number no larger than ``MAX_PRICE``: else ``invalid_price``;
+  so is ``trigger_price`` (PROTOCOL §3.1).
   The core adds the instrument's own bound (at most ``MAX_TICKS`` ticks).
 - A number echoed in a reply must be encodable: ``echo_int`` maps one that is not to 0.
 
@@ -45,9 +46,19 @@ def price_problem(price: float | None) -> Problem | None:
     return "invalid_price", "price must be a finite positive number on the tick"
 
 
-def order_problem(qty: int | None, price: float | None) -> Problem | None:
-    """The first problem of an order's (or amend's) ``qty`` and ``price``, or None."""
-    return qty_problem(qty) or price_problem(price)
+def trigger_problem(trigger_price: float | None) -> Problem | None:
+    """Why ``trigger_price`` cannot be a trigger price (the bounds of a price), or None."""
+    if price_problem(trigger_price) is None:
+        return None
+    return "invalid_price", "trigger_price must be a finite positive number on the tick"
+
+
+def order_problem(
+    qty: int | None, price: float | None, trigger_price: float | None = None
+) -> Problem | None:
+    """The first problem of an order's (or amend's) ``qty``, ``price`` and
+    ``trigger_price``, or None."""
+    return qty_problem(qty) or price_problem(price) or trigger_problem(trigger_price)
 
 
 def echo_int(value: int) -> int:

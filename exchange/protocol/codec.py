@@ -48,8 +48,10 @@ from exchange.protocol.messages import (
     MarketDataMessage,
     MarketDataRequest,
     NewOrder,
+    News,
     OrderState,
     Registered,
+    RoundStarted,
     ref_for,
 )
 from exchange.protocol.rest import AmendBody
@@ -272,10 +274,11 @@ engine_frame_decoder: msgspec.json.Decoder[
 routing_header_decoder: msgspec.json.Decoder[RoutingHeader] = msgspec.json.Decoder(RoutingHeader)
 """The ``RoutingHeader`` of one private message from the engine."""
 
-private_event_decoder: msgspec.json.Decoder[ExecutionReport | AccountUpdate] = msgspec.json.Decoder(
-    ExecutionReport | AccountUpdate
-)
-"""One private event that fans out (``internal.fans_out``), decoded in full."""
+private_event_decoder: msgspec.json.Decoder[
+    ExecutionReport | AccountUpdate | News | RoundStarted
+] = msgspec.json.Decoder(ExecutionReport | AccountUpdate | News | RoundStarted)
+"""One event that fans out (``internal.fans_out``) or is broadcast (``internal.broadcast``),
+decoded in full."""
 
 login_answer_decoder: msgspec.json.Decoder[LoggedIn | Registered | Error] = msgspec.json.Decoder(
     LoggedIn | Registered | Error

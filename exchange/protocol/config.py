@@ -40,6 +40,9 @@ class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     cash: float
     api_key: str | None = None
     max_open_orders: int | None = None
+    system: bool = False
+    """A system account (like the insurance fund): rounds leave it alone (no cancels, no
+    reset) and the leaderboard omits it (PROTOCOL §3.3)."""
 
 
 class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -53,6 +56,9 @@ class EngineSection(_Section, frozen=True):
     mark_interval_ms: int = 1000
     """How often the engine publishes mark-to-market ``account_update``s (a journaled
     ``revalue`` command)."""
+    leaderboard_interval_ms: int = 1000
+    """How often the engine publishes the round's ``leaderboard`` (a journaled
+    ``rank_accounts`` command; 0 disables it)."""
     clock_interval_ms: int = 50
     """How often the engine checks the GTD deadlines; when one is due it submits a journaled
     ``advance_time`` command (0 disables it: GTD orders then never expire)."""
@@ -108,6 +114,12 @@ class ExporterSection(_Section, frozen=True):
     """0: one performance.csv row per account per change; N: at most one per account per N ms."""
 
 
+class AdminSection(_Section, frozen=True):
+    api_keys: list[str] = []
+    """API keys of operator sessions (PROTOCOL §3.3): ``set_status``, ``publish_news``,
+    ``start_round``; such a session has no account and cannot trade."""
+
+
 class BotDefaults(_Section, frozen=True):
     gateway: str = "ws://127.0.0.1:9001"
     marketdata: str = "ws://127.0.0.1:9010"
@@ -127,6 +139,7 @@ class SystemConfig(_Section, frozen=True):
     marketdata: MarketDataSection = MarketDataSection()
     exporter: ExporterSection = ExporterSection()
     bots: BotDefaults = BotDefaults()
+    admin: AdminSection = AdminSection()
 
 
 class ConfigError(ValueError):

@@ -30,8 +30,11 @@ from exchange.protocol.messages import (
     GetOrder,
     GetOrders,
     InstrumentInfo,
+    Leaderboard,
     NewOrder,
     PriceLevel,
+    PublishNews,
+    StartRound,
 )
 
 
@@ -73,7 +76,14 @@ class Query(_Envelope, frozen=True, tag="query"):
     request: GetAccount | GetOrders | GetOrder
 
 
-GatewayToEngine = Submit | Authenticate | RegisterAccount | Query
+class Operate(_Envelope, frozen=True, tag="operate"):
+    """An operator command from an admin session (the gateway has checked the session is
+    one, PROTOCOL §3.3): journaled and applied like an order command."""
+
+    command: PublishNews | StartRound
+
+
+GatewayToEngine = Submit | Authenticate | RegisterAccount | Query | Operate
 
 
 class EngineReply(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="reply"):
@@ -118,6 +128,17 @@ def fans_out(message_type: str) -> bool:
     return message_type in _FAN_OUT
 
 
+_BROADCAST = frozenset({"news", "round_started"})
+
+
+def broadcast(message_type: str) -> bool:
+    """Whether a message whose ``type`` is ``message_type`` goes to every logged-in session
+    of every gateway (``news``, ``round_started``: PROTOCOL §3.3), the requesting operator's
+    own copy echoing its ``req_id``. The engine pushes these to every other gateway. Never
+    raises."""
+    return message_type in _BROADCAST
+
+
 class StreamRequest(
     msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="stream"
 ):
@@ -139,6 +160,8 @@ class EngineSnapshot(msgspec.Struct, frozen=True, gc=False, tag_field="type", ta
     instruments: list[InstrumentInfo]
     books: list[BookState]
     accounts: list[AccountUpdate]
+    leaderboard: Leaderboard | None = None
+    """The last ``leaderboard`` the engine published (None before the first)."""
 
 
 class EngineHeartbeat(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="heartbeat"):

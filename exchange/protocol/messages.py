@@ -18,10 +18,10 @@ from typing import Annotated, Literal
 import msgspec
 
 Side = Literal["buy", "sell"]
-OrderType = Literal["limit", "market"]
+OrderType = Literal["limit", "market", "stop", "stop_limit", "take_profit", "take_profit_limit"]
 TimeInForce = Literal["gtc", "ioc", "fok", "gtd"]
 SelfTradePrevention = Literal["expire_taker", "expire_maker", "expire_both"]
-ExecType = Literal["new", "trade", "canceled", "replaced", "rejected", "expired"]
+ExecType = Literal["new", "trade", "canceled", "replaced", "rejected", "expired", "triggered"]
 OrderStatus = Literal["new", "partially_filled", "filled", "canceled", "rejected", "expired"]
 Liquidity = Literal["maker", "taker"]
 RequestInt = Annotated[int, msgspec.Meta(ge=-(2**63) + 1, le=2**63 - 1)]
@@ -51,6 +51,7 @@ RejectReason = Literal[
     "engine_unavailable",
     "invalid_order",
     "gtd_expired",
+    "reduce_only",
 ]
 
 ErrorCode = Literal[
@@ -112,6 +113,13 @@ class NewOrder(_Request, frozen=True, tag="new_order"):
     stp: SelfTradePrevention = "expire_taker"
     expire_at: int | None = None
     """``tif`` ``gtd`` only: ns since the epoch; what is left then ends ``expired``."""
+    trigger_price: float | None = None
+    """Conditional types only (``stop``, ``stop_limit``, ``take_profit``,
+    ``take_profit_limit``): the last trade price that fires the order (PROTOCOL §3.1)."""
+    reduce_only: bool = False
+    """The order may only shrink the account's position (cut to it, else rejected)."""
+    activate_at: int | None = None
+    """ns since the epoch: accepted now, enters matching (or arms its trigger) only then."""
 
 
 class CancelOrder(_Request, frozen=True, tag="cancel_order"):
@@ -124,6 +132,8 @@ class AmendOrder(_Request, frozen=True, tag="amend_order"):
     client_order_id: str | None = None
     qty: int | None = None
     price: float | None = None
+    trigger_price: float | None = None
+    """A conditional order's new trigger price (only before it fires)."""
 
 
 class CancelAll(_Request, frozen=True, tag="cancel_all"):
@@ -150,19 +160,6 @@ class GetOrder(_Request, frozen=True, tag="get_order"):
     order_id: OrderId
 
 
-ClientRequest = (
-    Login
-    | Register
-    | NewOrder
-    | CancelOrder
-    | AmendOrder
-    | CancelAll
-    | GetAccount
-    | GetOrders
-    | Ping
-)
-
-
 class CreateAccount(_Request, frozen=True, tag="create_account"):
     """Engine command (never from clients): open an account, e.g. for a ``register`` request.
 
@@ -183,13 +180,65 @@ class Revalue(_Request, frozen=True, tag="revalue"):
 class AdvanceTime(_Request, frozen=True, tag="advance_time"):
     """Engine command (timer): time has reached the command's input ``ts``; every live GTD
     order with ``expire_at <= ts`` ends ``expired`` (``gtd_expired``), in (expire_at, order_id)
-    order. Journaled like any command, so a replay expires every order at the same ``seq``."""
+    order, and every scheduled order with ``activate_at <= ts`` activates (in time order with
+    the expiries). Journaled like any command, so a replay does both at the same ``seq``."""
 
 
+class RankAccounts(_Request, frozen=True, tag="rank_accounts"):
+    """Engine command (timer, ``[engine] leaderboard_interval_ms``): publish the round's
+    ``leaderboard`` (and measure each account's drawdown at it)."""
+
+
+class PublishNews(_Request, frozen=True, tag="publish_news"):
+    """Operator request (admin sessions only, PROTOCOL §3.3): a ``news`` message to every
+    session and the relay's ``news`` channel. ``shock`` (signed fraction) moves each named
+    symbol's reference price to reference × (1 + shock), rounded half-even to the tick."""
+
+    headline: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
+    symbols: Annotated[list[str], msgspec.Meta(max_length=64)] = []
+    sentiment: Annotated[float, msgspec.Meta(ge=-1.0, le=1.0)] = 0.0
+    body: Annotated[str, msgspec.Meta(max_length=10_000)] | None = None
+    shock: Annotated[float, msgspec.Meta(gt=-1.0, le=10.0)] | None = None
+
+
+class StartRound(_Request, frozen=True, tag="start_round"):
+    """Operator request (admin sessions only, PROTOCOL §3.3): a new round. Every account that
+    is not a system account has its orders cancelled, its positions closed at the mark (no
+    fee) and its cash set to ``cash``; then ``round_started`` goes to everyone."""
+
+    name: Annotated[str, msgspec.Meta(max_length=200)] = ""
+    cash: Annotated[float, msgspec.Meta(gt=0.0, le=1e15)] = 100_000.0
+
+
+OperatorCommand = PublishNews | StartRound
+"""What only an admin session may send (§3.3); ``error`` ``forbidden`` from anyone else."""
+ClientRequest = (
+    Login
+    | Register
+    | NewOrder
+    | CancelOrder
+    | AmendOrder
+    | CancelAll
+    | GetAccount
+    | GetOrders
+    | Ping
+    | PublishNews
+    | StartRound
+)
+"""What a client may send the gateway's order-entry port."""
 OrderCommand = NewOrder | CancelOrder | AmendOrder | CancelAll
 """The client requests that change exchange state."""
 CoreCommand = (
-    NewOrder | CancelOrder | AmendOrder | CancelAll | CreateAccount | Revalue | AdvanceTime
+    NewOrder
+    | CancelOrder
+    | AmendOrder
+    | CancelAll
+    | CreateAccount
+    | Revalue
+    | AdvanceTime
+    | RankAccounts
+    | PublishNews
+    | StartRound
 )
 """Everything ``Exchange.submit`` accepts, and so everything the journal records."""
 
@@ -204,9 +253,13 @@ class Limits(msgspec.Struct, frozen=True, gc=False):
 
 
 class LoggedIn(_Server, frozen=True, tag="logged_in"):
-    account: str
-    limits: Limits
+    """``account`` is null and ``admin`` true for an operator session (§3.3), which has no
+    account and no limits of its own."""
+
+    account: str | None
+    limits: Limits | None
     req_id: RequestId = None
+    admin: bool = False
 
 
 class Registered(_Server, frozen=True, tag="registered"):
@@ -269,6 +322,10 @@ class ExecutionReport(_Server, frozen=True, tag="execution_report"):
     ts: int | None = None
     seq: int | None = None
     expire_at: int | None = None
+    trigger_price: float | None = None
+    activate_at: int | None = None
+    reduce_only: bool = False
+    triggered: bool = False
 
 
 class CancelReject(_Server, frozen=True, tag="cancel_reject"):
@@ -355,6 +412,10 @@ class OrderInfo(msgspec.Struct, frozen=True, gc=False):
     status: OrderStatus
     post_only: bool = False
     expire_at: int | None = None
+    trigger_price: float | None = None
+    activate_at: int | None = None
+    reduce_only: bool = False
+    triggered: bool = False
 
 
 class OrderState(_Server, frozen=True, tag="order"):
@@ -379,6 +440,11 @@ class OrderState(_Server, frozen=True, tag="order"):
     post_only: bool | None = None
     req_id: RequestId = None
     seq: int | None = None
+    expire_at: int | None = None
+    trigger_price: float | None = None
+    activate_at: int | None = None
+    reduce_only: bool | None = None
+    triggered: bool | None = None
 
 
 class Orders(_Server, frozen=True, tag="orders"):
@@ -386,6 +452,54 @@ class Orders(_Server, frozen=True, tag="orders"):
     symbol: str | None = None
     req_id: RequestId = None
     seq: int | None = None
+
+
+class News(_Server, frozen=True, tag="news"):
+    """A news item (§3.3): to every gateway session and on the relay's ``news`` channel.
+    ``reference_prices`` holds the new reference price of each symbol a ``shock`` moved."""
+
+    news_id: int
+    headline: str
+    body: str | None
+    symbols: list[str]
+    sentiment: float
+    shock: float | None
+    ts: int
+    seq: int
+    reference_prices: dict[str, float] = {}
+    req_id: RequestId = None
+
+
+class RoundStarted(_Server, frozen=True, tag="round_started"):
+    """A new round began (§3.3): to every gateway session and on the relay's ``rounds``."""
+
+    round: int
+    name: str
+    cash: float
+    ts: int
+    seq: int
+    req_id: RequestId = None
+
+
+class LeaderboardRow(msgspec.Struct, frozen=True, gc=False):
+    account: str
+    equity: float
+    pnl: float
+    return_pct: float
+    max_drawdown: float
+    trades: int
+    liquidations: int
+
+
+class Leaderboard(_Server, frozen=True, tag="leaderboard"):
+    """The round's standings (§4 ``rounds`` channel), best ``equity`` first (ties: name), up
+    to 100 rows, system accounts left out. Emitted by the engine with every mark-to-market
+    pass (``[engine] mark_interval_ms``, 1 s by default)."""
+
+    round: int
+    ts: int
+    rows: list[LeaderboardRow]
+    seq: int
 
 
 GatewayMessage = (
@@ -399,6 +513,8 @@ GatewayMessage = (
     | AccountUpdate
     | Account
     | Orders
+    | News
+    | RoundStarted
 )
 """What the gateway sends its clients."""
 
@@ -521,6 +637,9 @@ MarketDataMessage = (
     | AccountUpdate
     | Error
     | Pong
+    | News
+    | RoundStarted
+    | Leaderboard
 )
 """What the market-data relay sends its subscribers (``account_update`` only on the
 ``accounts`` channel, with a monitor token)."""
@@ -571,5 +690,8 @@ EngineEvent = (
     | Bbo
     | Liquidation
     | Error
+    | News
+    | RoundStarted
+    | Leaderboard
 )
 """What ``exchange.core.Exchange.submit`` returns: each carries the engine-wide ``seq``."""

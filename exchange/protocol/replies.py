@@ -91,6 +91,9 @@ def rejection(
                 ts=ts,
                 seq=None,
                 expire_at=request.expire_at,
+                trigger_price=request.trigger_price,
+                activate_at=request.activate_at,
+                reduce_only=request.reduce_only,
             )
         )
     if kind is CancelOrder or kind is AmendOrder:

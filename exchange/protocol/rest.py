@@ -36,11 +36,13 @@ MAX_BODY_BYTES = 64 * 1024
 class AmendBody(
     msgspec.Struct, frozen=True, forbid_unknown_fields=True, tag_field="type", tag="amend_order"
 ):
-    """``PATCH /api/v1/orders/{order_id}``: the new total ``qty`` and/or ``price``."""
+    """``PATCH /api/v1/orders/{order_id}``: the new total ``qty``, ``price`` and/or
+    ``trigger_price`` (a conditional order before it fires)."""
 
     qty: int | None = None
     price: float | None = None
     req_id: RequestId = None
+    trigger_price: float | None = None
 
 
 class OrderResult(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="order_result"):
@@ -197,7 +199,7 @@ def openapi() -> dict[str, Any]:
                 },
             },
             "patch": {
-                "summary": "Amend an order (qty and/or price)",
+                "summary": "Amend an order (qty, price and/or trigger_price)",
                 "requestBody": request_body("AmendBody"),
                 "responses": {
                     "200": _answer("the `replaced` (and any `trade`) reports", "OrderResult"),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from bots.api import Book, Context, Intents, LimitOrder, Strategy
 from bots.driver import BotDriver
 from exchange.protocol.messages import (
@@ -20,7 +22,9 @@ from exchange.protocol.messages import (
     Instruments,
     Limits,
     NewOrder,
+    News,
     Orders,
+    RoundStarted,
     Trade,
 )
 from exchange.protocol.ratelimit import TokenBucket
@@ -203,3 +207,32 @@ def test_token_bucket_refills_and_pauses() -> None:
     assert not bucket.try_take(1.9)
     assert bucket.wait_time(1.9) > 0.1
     assert bucket.try_take(2.5)
+
+
+class Listener(Recorder):
+    def on_news(self, ctx: Context, news: News) -> Intents:
+        self.calls.append(f"on_news:{news.headline}")
+        return None
+
+    def on_round(self, ctx: Context, started: RoundStarted) -> Intents:
+        self.calls.append(f"on_round:{started.round}:{ctx.round}")
+        return None
+
+
+def test_news_and_rounds_reach_the_strategy_and_the_context() -> None:
+    driver = make_driver(Listener())
+    strategy = driver.strategy
+    assert isinstance(strategy, Listener)
+    early = News(
+        news_id=1, headline="early", body=None, symbols=["X"], sentiment=0.5, shock=None,
+        ts=1, seq=1,
+    )  # fmt: skip
+    driver.gateway(early, 0.0)  # before the start: kept, no hook
+    assert strategy.calls == [] and driver.context.news == [early]
+    connect(driver)
+    later = msgspec.structs.replace(early, news_id=2, headline="later")
+    driver.gateway(later, 0.0)
+    assert strategy.calls[-2:] == ["on_news:later", "next_order"]
+    driver.gateway(RoundStarted(round=3, name="r", cash=1e5, ts=2, seq=9), 0.0)
+    assert strategy.calls[-2:] == ["on_round:3:3", "next_order"]
+    assert [n.news_id for n in driver.context.news] == [1, 2]
