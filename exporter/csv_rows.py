@@ -1,4 +1,5 @@
-"""The rows of trades.csv and performance.csv, exactly as PROTOCOL.md §5 lists them (pure).
+"""The rows of the exporter's CSV files (pure): trades.csv and performance.csv exactly as
+PROTOCOL.md §5 lists them; news.csv and rounds.csv as docs/protocol.md adds them.
 
 Formatting rules (documented in docs/processes/exporter.md):
 
@@ -12,6 +13,9 @@ Formatting rules (documented in docs/processes/exporter.md):
 - ``positions``: ``SYM:qty@avg_px`` joined by ``;``, symbols sorted, flat positions left out
   (empty when flat everywhere).
 - Fields are quoted by the csv module only when they need it (an account name with a comma).
+- Every row is one physical line (recovery reads the files' tails line by line): a line
+  break (``\r\n``, ``\r``, ``\n``) inside a news ``headline`` or ``body`` becomes one space.
+- news.csv: ``symbols`` joined by ``;``; ``shock`` and ``body`` empty when null.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import time
 from collections.abc import Iterable
 
 from exchange.protocol.display import decimal_text
-from exchange.protocol.messages import AccountUpdate, Fill, Position
+from exchange.protocol.messages import AccountUpdate, Fill, News, Position, RoundStarted
 
 TRADES_HEADER: tuple[str, ...] = (
     "ts",
@@ -55,6 +59,18 @@ PERFORMANCE_HEADER: tuple[str, ...] = (
     "maintenance_margin",
     "positions",
 )
+NEWS_HEADER: tuple[str, ...] = (
+    "ts",
+    "ts_ns",
+    "seq",
+    "news_id",
+    "headline",
+    "symbols",
+    "sentiment",
+    "shock",
+    "body",
+)
+ROUNDS_HEADER: tuple[str, ...] = ("ts", "ts_ns", "seq", "round", "name", "cash")
 SEQ_COLUMN = 2
 TS_NS_COLUMN = 1
 
@@ -127,6 +143,43 @@ def performance_row(update: AccountUpdate) -> list[str]:
         number(update.initial_margin),
         number(update.maintenance_margin),
         positions_field(update.positions),
+    ]
+
+
+def one_line(text: str | None) -> str:
+    """``text`` on one line: each line break (``\r\n``, ``\r`` or ``\n``) becomes a space;
+    None becomes empty."""
+    if not text:
+        return ""
+    if "\n" in text or "\r" in text:
+        return text.replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
+    return text
+
+
+def news_row(news: News) -> list[str]:
+    """One news.csv row (NEWS_HEADER order) for a ``news`` event."""
+    return [
+        iso_ts(news.ts),
+        str(news.ts),
+        str(news.seq),
+        str(news.news_id),
+        one_line(news.headline),
+        ";".join(news.symbols),
+        number(news.sentiment),
+        "" if news.shock is None else number(news.shock),
+        one_line(news.body),
+    ]
+
+
+def round_row(event: RoundStarted) -> list[str]:
+    """One rounds.csv row (ROUNDS_HEADER order) for a ``round_started`` event."""
+    return [
+        iso_ts(event.ts),
+        str(event.ts),
+        str(event.seq),
+        str(event.round),
+        one_line(event.name),
+        number(event.cash),
     ]
 
 

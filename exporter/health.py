@@ -20,7 +20,6 @@ from websockets.http11 import Request, Response
 from exchange.service.http import http_handler, response
 from exchange.service.stats import labelled, registry_for
 from exporter.service import Exporter
-from exporter.state import PERFORMANCE_FILE, TRADES_FILE
 
 NO_WEBSOCKET = (
     b'{"type":"error","code":"not_found","text":"the exporter serves no WebSocket","ref":null}'
@@ -44,14 +43,8 @@ def exporter_metrics(exporter: Exporter) -> Iterable[Metric]:
     written: dict[str, float] = {}
     buffered: dict[str, float] = {}
     if sink is not None:
-        written = {
-            TRADES_FILE: sink.trades.rows_written,
-            PERFORMANCE_FILE: sink.performance.rows_written,
-        }
-        buffered = {
-            TRADES_FILE: len(sink.trades.pending),
-            PERFORMANCE_FILE: len(sink.performance.pending),
-        }
+        written = {name: file.rows_written for name, file in sink.files.items()}
+        buffered = {name: len(file.pending) for name, file in sink.files.items()}
     yield labelled(
         CounterMetricFamily,
         "exporter_rows_written",

@@ -22,10 +22,10 @@ import structlog
 
 from exchange.protocol.config import ExporterSection
 from exchange.protocol.internal import EngineSnapshot
-from exchange.protocol.messages import AccountUpdate, Fill
+from exchange.protocol.messages import AccountUpdate, Fill, News, RoundStarted
 from exchange.service.event_stream import EventStream
 from exchange.service.stats import LatencyHistogram
-from exporter.state import PERFORMANCE_FILE, TRADES_FILE, recover
+from exporter.state import HEADERS, recover
 from exporter.writer import CsvSink
 
 
@@ -63,8 +63,7 @@ class Exporter:
             upstream=self.upstream,
             since=resume.since,
             state_seq=resume.state_seq,
-            trades_last_seq=resume.files[TRADES_FILE].last_seq,
-            performance_last_seq=resume.files[PERFORMANCE_FILE].last_seq,
+            last_seqs={name: resume.files[name].last_seq for name in HEADERS},
         )
         stream = self.stream = EventStream(
             self.upstream,
@@ -104,8 +103,7 @@ class Exporter:
             self._log.info(
                 "exporter_stopped",
                 seq=sink.processed,
-                trades_rows=sink.trades.rows_written,
-                performance_rows=sink.performance.rows_written,
+                rows={name: file.rows_written for name, file in sink.files.items()},
             )
         return code
 
@@ -118,6 +116,10 @@ class Exporter:
                 sink.add_fill(event)
             elif kind is AccountUpdate:
                 sink.add_account_update(event)
+            elif kind is News:
+                sink.add_news(event)
+            elif kind is RoundStarted:
+                sink.add_round(event)
         sink.advance(events[-1].seq)
 
     def _on_snapshot(self, snapshot: EngineSnapshot, requested: int | None) -> None:

@@ -9,11 +9,16 @@ Exactly-once, across a crash at any instant (reasoning in docs/processes/exporte
   events a file already holds never duplicates a row, whatever the state file says.
 - The state file (``.exporter-state.json``: ``{"seq": P}``) says every row of every event up
   to ``P`` is on disk. It is replaced atomically (write, fsync, rename, fsync the directory)
-  and only AFTER both CSV files were written and fsynced. So it may lag the files (a crash
+  and only AFTER every CSV file was written and fsynced. So it may lag the files (a crash
   between the two writes), never lead them, and resuming the stream at ``since = P`` misses
   nothing: what follows ``P`` and is already in a file is skipped by that file's tail.
 - Without a usable state file (first run, or a CSV file missing) the exporter resumes from the
-  smaller tail, 0 for a missing or empty file: the whole history the engine holds.
+  smallest tail, 0 for a missing or empty file: the whole history the engine holds. (So a
+  directory written before a file was added to ``HEADERS`` gets that file filled from the
+  history, while the other files skip what they hold.)
+
+Every file in ``HEADERS`` follows these rules the same way: ``recover`` and the writer treat
+them alike, by name.
 """
 
 from __future__ import annotations
@@ -25,7 +30,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from exporter.csv_rows import (
+    NEWS_HEADER,
     PERFORMANCE_HEADER,
+    ROUNDS_HEADER,
     SEQ_COLUMN,
     TRADES_HEADER,
     TS_NS_COLUMN,
@@ -36,7 +43,15 @@ from exporter.csv_rows import (
 STATE_FILE = ".exporter-state.json"
 TRADES_FILE = "trades.csv"
 PERFORMANCE_FILE = "performance.csv"
-HEADERS = {TRADES_FILE: TRADES_HEADER, PERFORMANCE_FILE: PERFORMANCE_HEADER}
+NEWS_FILE = "news.csv"
+ROUNDS_FILE = "rounds.csv"
+HEADERS = {
+    TRADES_FILE: TRADES_HEADER,
+    PERFORMANCE_FILE: PERFORMANCE_HEADER,
+    NEWS_FILE: NEWS_HEADER,
+    ROUNDS_FILE: ROUNDS_HEADER,
+}
+"""Every CSV file of an ``--out`` directory, in the order a flush writes them."""
 
 Note = Callable[..., None]
 """How recovery reports what it repaired: ``note(event, **details)`` (a logger method)."""
@@ -68,7 +83,7 @@ class ResumePoint:
 
 
 def recover(out_dir: Path, note: Note, *, tail_ns: int = 0) -> ResumePoint:
-    """Repair both CSV files (see module doc) and decide where to resume. ``tail_ns``: the
+    """Repair every CSV file (see module doc) and decide where to resume. ``tail_ns``: the
     tails returned hold at least every row of the last row's ``ts_ns // tail_ns`` bucket (for
     the performance sampler). Creates ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -1,8 +1,10 @@
-"""Buffered, durable appends to trades.csv and performance.csv, each row exactly once.
+"""Buffered, durable appends to the exporter's CSV files, each row exactly once.
 
 ``CsvSink`` turns events into rows in memory (``add_fill``, ``add_account_update``,
-``advance``) and ``flush()`` makes them durable in this order: append to trades.csv, fsync;
-append to performance.csv, fsync; then atomically record the seq processed in the state file.
+``add_news``, ``add_round``, ``advance``) and ``flush()`` makes them durable in this order:
+append to each file of ``exporter.state.HEADERS`` in turn (trades.csv, performance.csv,
+news.csv, rounds.csv), fsyncing each; then atomically record the seq processed in the state
+file.
 Why this order makes every row land exactly once across crashes: see ``exporter.state``.
 No asyncio here; the service calls ``flush`` every ``flush_ms`` and on shutdown.
 """
@@ -15,18 +17,21 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from exchange.protocol.messages import AccountUpdate, Fill
+from exchange.protocol.messages import AccountUpdate, Fill, News, RoundStarted
 from exporter.csv_rows import (
-    PERFORMANCE_HEADER,
-    TRADES_HEADER,
     TS_NS_COLUMN,
     format_rows,
     header_line,
+    news_row,
     performance_row,
+    round_row,
     trade_row,
 )
 from exporter.state import (
+    HEADERS,
+    NEWS_FILE,
     PERFORMANCE_FILE,
+    ROUNDS_FILE,
     STATE_FILE,
     TRADES_FILE,
     FileTail,
@@ -100,7 +105,7 @@ class CsvFile:
 
 
 class CsvSink:
-    """Both CSV files and the state file of one ``--out`` directory."""
+    """Every CSV file (``HEADERS``) and the state file of one ``--out`` directory."""
 
     def __init__(
         self, out_dir: Path, resume: ResumePoint, performance_interval_ms: int = 0
@@ -110,13 +115,18 @@ class CsvSink:
         self._open(resume)
 
     def _open(self, resume: ResumePoint) -> None:
-        trades = resume.files[TRADES_FILE]
-        performance = resume.files[PERFORMANCE_FILE]
-        self.trades = CsvFile(self.out_dir / TRADES_FILE, TRADES_HEADER, trades.last_seq)
-        self.performance = CsvFile(
-            self.out_dir / PERFORMANCE_FILE, PERFORMANCE_HEADER, performance.last_seq
+        self.files = {
+            name: CsvFile(self.out_dir / name, header, resume.files[name].last_seq)
+            for name, header in HEADERS.items()
+        }
+        """Every CSV file by name, in flush order."""
+        self.trades = self.files[TRADES_FILE]
+        self.performance = self.files[PERFORMANCE_FILE]
+        self.news = self.files[NEWS_FILE]
+        self.rounds = self.files[ROUNDS_FILE]
+        self.sampler = PerformanceSampler(
+            self.interval_ns, resume.files[PERFORMANCE_FILE].tail_rows
         )
-        self.sampler = PerformanceSampler(self.interval_ns, performance.tail_rows)
         self.processed = resume.since
         """Every event up to this seq has been turned into rows (queued or written)."""
         self.saved = resume.state_seq
@@ -125,27 +135,25 @@ class CsvSink:
     @property
     def last_row_seq(self) -> int:
         """The highest seq of any row written or queued."""
-        return max(self.trades.last_seq, self.performance.last_seq)
+        return max(file.last_seq for file in self.files.values())
 
     def archive(self) -> list[Path]:
-        """Move both files and the state aside (``<name>.reset-<n>``) and start empty: for an
-        engine whose history was reset (its seqs went back). Returns the archived paths."""
+        """Move every file and the state aside (``<name>.reset-<n>``, one ``n`` for all) and
+        start empty: for an engine whose history was reset (its seqs went back). Returns the
+        archived paths."""
         self.flush()
-        self.trades.close()
-        self.performance.close()
+        for file in self.files.values():
+            file.close()
         n = 1
-        while any(
-            (self.out_dir / f"{name}.reset-{n}").exists()
-            for name in (TRADES_FILE, PERFORMANCE_FILE)
-        ):
+        while any((self.out_dir / f"{name}.reset-{n}").exists() for name in self.files):
             n += 1
         moved = []
-        for name in (TRADES_FILE, PERFORMANCE_FILE):
+        for name in self.files:
             target = self.out_dir / f"{name}.reset-{n}"
             (self.out_dir / name).rename(target)
             moved.append(target)
         (self.out_dir / STATE_FILE).unlink(missing_ok=True)
-        empty = {name: FileTail(False, 0, []) for name in (TRADES_FILE, PERFORMANCE_FILE)}
+        empty = {name: FileTail(False, 0, []) for name in HEADERS}
         self._open(ResumePoint(0, empty, None))
         return moved
 
@@ -160,18 +168,26 @@ class CsvSink:
         if self.sampler.accept(update.account, update.ts or 0):
             self.performance.add(seq, performance_row(update))
 
+    def add_news(self, news: News) -> None:
+        if news.seq > self.news.last_seq:
+            self.news.add(news.seq, news_row(news))
+
+    def add_round(self, event: RoundStarted) -> None:
+        if event.seq > self.rounds.last_seq:
+            self.rounds.add(event.seq, round_row(event))
+
     def advance(self, seq: int) -> None:
         """Every event up to ``seq`` has been given to ``add_*``."""
         self.processed = seq
 
     @property
     def pending_rows(self) -> int:
-        return len(self.trades.pending) + len(self.performance.pending)
+        return sum(len(file.pending) for file in self.files.values())
 
     def flush(self) -> int:
         """Write and fsync queued rows, then record the seq processed (atomically, after the
         data). Returns the number of rows written."""
-        written = self.trades.write() + self.performance.write()
+        written = sum(file.write() for file in self.files.values())
         if self.processed != self.saved:
             write_state(self.out_dir, self.processed)
             self.saved = self.processed
@@ -179,7 +195,7 @@ class CsvSink:
         return written
 
     def close(self) -> None:
-        """Flush and close both files."""
+        """Flush and close every file."""
         self.flush()
-        self.trades.close()
-        self.performance.close()
+        for file in self.files.values():
+            file.close()

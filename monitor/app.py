@@ -2,7 +2,9 @@
 
 The relay reader (``monitor.feed.run_feed``) runs in a worker and only reduces messages
 into the state; a timer re-renders the panels ``fps`` times a second, whatever the message
-rate. Keys: ←/→ (or [ ]) switch symbols, a / l / t switch the bottom panel, q quits.
+rate. Keys: ←/→ (or [ ]) switch symbols, a / l / t / n / b switch the bottom panel
+(accounts, liquidations, all trades, news, leaderboard), q quits. The newest headline stays
+on the row under the status line whatever the panel.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ class MonitorApp(App[None]):
     TITLE = "exchange monitor"
     CSS = """
     #status { height: 1; }
+    #headline { height: 1; }
     #top { height: 1fr; }
     #ladder { width: 46; height: 1fr; border: round $secondary; padding: 0 1; }
     #tape { width: 1fr; height: 1fr; border: round $secondary; padding: 0 1; }
     #price { height: 5; border: round $secondary; }
     #price-label { height: 1; padding: 0 1; }
     #sparkline { height: 2; margin: 0 1; }
-    #bottom { height: 14; border: round $secondary; padding: 0 1; }
+    #bottom { height: 13; border: round $secondary; padding: 0 1; }
     """
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("q", "quit", "Quit"),
@@ -40,6 +43,8 @@ class MonitorApp(App[None]):
         Binding("a", "panel('accounts')", "Accounts"),
         Binding("l", "panel('liquidations')", "Liquidations"),
         Binding("t", "panel('trades')", "All trades"),
+        Binding("n", "panel('news')", "News"),
+        Binding("b", "panel('leaderboard')", "Leaderboard"),
     ]
 
     def __init__(
@@ -61,6 +66,7 @@ class MonitorApp(App[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="status")
+        yield Static(id="headline")
         with Horizontal(id="top"):
             yield Static(id="ladder")
             yield Static(id="tape")
@@ -92,6 +98,7 @@ class MonitorApp(App[None]):
         state = self.state
         self.renders += 1
         self.query_one("#status", Static).update(view.status_line(state))
+        self.query_one("#headline", Static).update(view.headline(state))
         ladder = self.query_one("#ladder", Static)
         fits = max(1, (ladder.content_size.height - 3) // 2) if ladder.content_size.height else 1
         ladder.update(view.ladder(state, min(self.depth, fits)))
@@ -101,12 +108,17 @@ class MonitorApp(App[None]):
             state.prices.get(state.selected or "", ())
         )
         bottom = self.query_one("#bottom", Static)
+        rows = max(1, bottom.content_size.height - 1) if bottom.content_size.height else 10
         if state.panel == "accounts":
-            bottom.update(view.accounts(state))
+            bottom.update(view.accounts(state, rows))
         elif state.panel == "liquidations":
-            bottom.update(view.liquidations(state))
+            bottom.update(view.liquidations(state, rows))
+        elif state.panel == "news":
+            bottom.update(view.news(state, rows))
+        elif state.panel == "leaderboard":
+            bottom.update(view.leaderboard(state, max(1, rows - 1)))  # a title row too
         else:
-            bottom.update(view.tape(state, 12))
+            bottom.update(view.tape(state, rows))
 
     def action_symbol(self, step: int) -> None:
         reduce(self.state, SelectSymbol(step=step))

@@ -9,6 +9,12 @@ place, for speed on busy feeds; the app renders it on a timer, never per message
 Books are rebuilt from ``book_snapshot`` + ``book_update``; an update whose ``prev_seq``
 is not the book's ``seq`` marks the symbol stale and puts it in ``state.resync`` for the
 feed to resubscribe.
+
+News (``news`` channel) is kept newest first, at most ``NEWS_LOG`` items, each once (by
+``seq``). The ``rounds`` channel gives ``round_started`` and a ``leaderboard`` every second
+(the relay repeats its latest one, restamped): the newest round seen since connecting is
+``state.round``, and a leaderboard of an earlier round (a repeat that was already on its way
+when the round started) never replaces the current one.
 """
 
 from __future__ import annotations
@@ -25,19 +31,24 @@ from exchange.protocol.messages import (
     Heartbeat,
     InstrumentInfo,
     Instruments,
+    Leaderboard,
     Liquidation,
+    News,
+    RoundStarted,
     Subscribed,
     Trade,
 )
 
 Level = tuple[float, int]
 Status = Literal["connecting", "connected", "disconnected", "reconnecting"]
-Panel = Literal["accounts", "liquidations", "trades"]
-PANELS: tuple[Panel, ...] = ("accounts", "liquidations", "trades")
+Panel = Literal["accounts", "liquidations", "trades", "news", "leaderboard"]
+PANELS: tuple[Panel, ...] = ("accounts", "liquidations", "trades", "news", "leaderboard")
 
 TAPE_LENGTH = 200
 PRICE_HISTORY = 240
 LIQUIDATION_LOG = 100
+NEWS_LOG = 100
+ROUNDS_KEPT = 16
 
 
 # --------------------------------------------------------------------------- UI events
@@ -117,6 +128,13 @@ class MonitorState:
     accounts: dict[str, AccountUpdate] = field(default_factory=dict)
     accounts_access: Literal["unknown", "granted", "forbidden", "no_token"] = "unknown"
     liquidations: deque[Liquidation] = field(default_factory=lambda: deque(maxlen=LIQUIDATION_LOG))
+    news: deque[News] = field(default_factory=lambda: deque(maxlen=NEWS_LOG))
+    """Newest first."""
+    round: int = 0
+    """The newest round seen (``round_started`` or a leaderboard) since connecting."""
+    rounds: dict[int, RoundStarted] = field(default_factory=dict)
+    """The ``round_started`` of the latest rounds seen (names and cash), by round number."""
+    leaderboard: Leaderboard | None = None
     resync: set[str] = field(default_factory=set)
     messages: int = 0
     last_ts: int = 0
@@ -160,6 +178,24 @@ def reduce(state: MonitorState, event: Any) -> MonitorState:
             state.messages += 1
             state.liquidations.appendleft(event)
             _seen(state, event.ts, event.seq)
+        case News():
+            state.messages += 1
+            if all(item.seq != event.seq for item in state.news):
+                state.news.appendleft(event)
+            _seen(state, event.ts, event.seq)
+        case RoundStarted():
+            state.messages += 1
+            state.rounds[event.round] = event
+            if len(state.rounds) > ROUNDS_KEPT:
+                del state.rounds[min(state.rounds)]
+            state.round = max(state.round, event.round)
+            _seen(state, event.ts, event.seq)
+        case Leaderboard():
+            state.messages += 1
+            if event.round >= state.round:
+                state.round = event.round
+                state.leaderboard = event
+            _seen(state, event.ts, event.seq)
         case Heartbeat():
             state.last_ts = max(state.last_ts, event.ts)
         case Instruments():
@@ -185,6 +221,9 @@ def reduce(state: MonitorState, event: Any) -> MonitorState:
             for book in state.books.values():
                 book.synced = False
             state.resync.clear()
+            # The relay may have restarted on another history: the next leaderboard counts,
+            # whatever its round (the one shown stays until it comes).
+            state.round = 0
         case SelectSymbol():
             _select(state, event)
         case SelectPanel():

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from rich.text import Text
 
 from exchange.protocol.display import decimal_text, price_text
-from exchange.protocol.messages import AccountUpdate
+from exchange.protocol.messages import AccountUpdate, News
 from monitor.state import MonitorState
 
 STATUS_STYLE = {
@@ -199,3 +199,89 @@ def price_summary(state: MonitorState) -> Text:
         f"high {fmt_price(max(prices), tick)}  {change:+.2f}% over {len(prices)} trades  "
         f"volume {state.volumes.get(symbol, 0)}"
     )
+
+
+def percent(value: float) -> str:
+    """``+2.50%`` / ``-1.00%``; what rounds to zero prints ``+0.00%`` (never ``-0.00%``)."""
+    rounded = round(value, 2) or 0.0
+    return f"{rounded:+.2f}%"
+
+
+def sentiment_style(sentiment: float) -> str:
+    """Green for good news, red for bad, plain for neutral (|sentiment| < 0.1)."""
+    if sentiment >= 0.1:
+        return "green"
+    if sentiment <= -0.1:
+        return "red"
+    return ""
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks as spaces (a headline fits one screen row)."""
+    return " ".join(text.split()) if "\n" in text or "\r" in text else text
+
+
+def news_line(item: News) -> str:
+    """``12:00:01.000 +0.90 AAPL,MSFT  headline [shock +5%]`` (no trailing newline)."""
+    symbols = ",".join(item.symbols) or "-"
+    shock = f" [shock {item.shock * 100:+.4g}%]" if item.shock else ""
+    return (
+        f"{clock(item.ts):12} {item.sentiment:+.2f} {symbols:12} {one_line(item.headline)}{shock}"
+    )
+
+
+def headline(state: MonitorState) -> Text:
+    """One row: the newest news item (the ticker above the panels)."""
+    if not state.news:
+        return Text("news: none yet", style="dim")
+    item = state.news[0]
+    text = Text()
+    text.append("NEWS ", style="bold")
+    text.append(news_line(item), style=sentiment_style(item.sentiment))
+    return text
+
+
+def news(state: MonitorState, rows: int = 20) -> Text:
+    """The latest news, newest first: time, sentiment, symbols, headline (and any shock)."""
+    text = Text()
+    text.append(f"{'time':12} {'sent.':>5} {'symbols':12} headline\n", style="dim")
+    for item in list(state.news)[:rows]:
+        text.append(news_line(item) + "\n", style=sentiment_style(item.sentiment))
+    if not state.news:
+        text.append("no news yet\n", style="dim")
+    return text
+
+
+def leaderboard(state: MonitorState, rows: int = 20) -> Text:
+    """The round's standings as the relay last sent them (public, no token needed): rank,
+    account, equity, pnl, return %, max drawdown, trades, liquidations."""
+    board = state.leaderboard
+    if board is None:
+        return Text("leaderboard: none yet (the relay sends one every second)", style="dim")
+    text = Text()
+    started = state.rounds.get(board.round)
+    if board.round == 0:
+        title = "round 0 (before the first round: from each account's starting cash)"
+    elif started is not None:
+        name = f" {one_line(started.name)!r}" if started.name else ""
+        title = f"round {board.round}{name}, cash {fmt_money(started.cash)}"
+    else:
+        title = f"round {board.round}"
+    shown = min(rows, len(board.rows))
+    text.append(f"{title}  ·  {clock(board.ts)}  ·  top {shown} of {len(board.rows)}\n")
+    text.append(
+        f"{'#':>3} {'account':14} {'equity':>14} {'pnl':>12} {'return':>8} {'max dd':>10} "
+        f"{'trades':>6} {'liq':>3}\n",
+        style="dim",
+    )
+    for rank, row in enumerate(board.rows[:rows], start=1):
+        style = "green" if row.pnl > 0 else ("red" if row.pnl < 0 else "")
+        text.append(
+            f"{rank:>3} {row.account[:14]:14} {fmt_money(row.equity):>14} "
+            f"{fmt_money(row.pnl):>12} {percent(row.return_pct):>8} "
+            f"{fmt_money(row.max_drawdown):>10} {row.trades:>6} {row.liquidations:>3}\n",
+            style=style,
+        )
+    if not board.rows:
+        text.append("no accounts\n", style="dim")
+    return text

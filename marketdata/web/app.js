@@ -2,13 +2,23 @@
 // Messages update plain state (model.js); the DOM and the canvases are redrawn at most once
 // per animation frame, from that state.
 
-import { Accounts, Book, LIST_CAP, TradeHistory, pushCapped, tickDecimals } from "./model.js";
+import {
+  Accounts,
+  Book,
+  LEADERBOARD_CAP,
+  NewsLog,
+  Rounds,
+  TradeHistory,
+  pushCapped,
+  tickDecimals,
+} from "./model.js";
 import { drawCandles, drawCurves, drawDepth } from "./charts.js";
 
 const DEPTH = 20; // book levels a side we subscribe to
 const LADDER_ROWS = 12; // shown a side
 const TAPE_ROWS = 40;
 const ACCOUNT_ROWS = 100;
+const NEWS_ROWS = 30; // shown, newest first (the model keeps 100)
 const BACKOFF_MIN_MS = 250;
 const BACKOFF_MAX_MS = 2000; // so a relay that comes back is found within ~2 s
 const SILENCE_MS = 5000; // heartbeats come every second: this much silence means a dead link
@@ -32,9 +42,9 @@ const state = {
   trades: new TradeHistory(),
   accounts: new Accounts(),
   liquidations: [],
-  news: [],
+  news: new NewsLog(),
   statuses: new Map(),
-  leaderboard: null,
+  rounds: new Rounds(),
   interval: 1,
 };
 
@@ -75,6 +85,8 @@ function decimals() {
 }
 
 const money = (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(2));
+/** ``1.25%``; a value that rounds to zero prints ``0.00%`` (never ``-0.00%``). */
+const percent = (v) => `${(Math.round(Number(v) * 100) / 100 || 0).toFixed(2)}%`;
 const clock = (ts) => new Date(ts / 1e6).toISOString().slice(11, 23);
 
 /** Make ``tbody`` hold exactly ``rows`` (arrays of cell texts), reusing its elements. */
@@ -203,36 +215,60 @@ function renderStatus() {
   $("market-status").textContent = own ? `status ${own.status ?? own.state ?? ""}` : "";
 }
 
+/** One element with a class and text (never HTML: headlines come from operators). */
+function span(className, text) {
+  const element = document.createElement("span");
+  element.className = className;
+  element.textContent = text;
+  return element;
+}
+
+const sentimentClass = (s) => (s >= 0.1 ? "buy" : s <= -0.1 ? "sell" : "muted");
+
+// News is public (PROTOCOL.md §7): shown with or without a token.
 function renderNews() {
-  $("news-panel").hidden = state.news.length === 0;
+  const items = state.news.newest().slice(0, NEWS_ROWS);
+  $("news-empty").hidden = items.length > 0;
   $("news").replaceChildren(
-    ...state.news
-      .slice()
-      .reverse()
-      .map((n) => {
-        const li = document.createElement("li");
-        li.textContent = `${clock(n.ts)} ${n.headline ?? n.text ?? JSON.stringify(n)}`;
-        return li;
-      }),
+    ...items.map((n) => {
+      const li = document.createElement("li");
+      li.dataset.seq = String(n.seq);
+      li.append(
+        span("muted", clock(n.ts)),
+        span(`sentiment ${sentimentClass(n.sentiment)}`, `${n.sentiment >= 0 ? "+" : ""}${Number(n.sentiment).toFixed(2)}`),
+        span("symbols", n.symbols.length ? n.symbols.join(", ") : "market"),
+        span("headline", n.headline),
+      );
+      if (n.shock !== null && n.shock !== undefined) {
+        li.append(span("muted", `shock ${n.shock >= 0 ? "+" : ""}${+(n.shock * 100).toFixed(4)}%`));
+      }
+      if (n.body) li.title = n.body;
+      return li;
+    }),
   );
 }
 
+// The round's leaderboard comes on the public ``rounds`` channel, but PROTOCOL.md §7 lists it
+// among what a monitor token adds: shown only once the relay accepted the token.
 function renderLeaderboard() {
-  const board = state.leaderboard;
-  $("leaderboard-panel").hidden = !board;
-  if (!board) return;
-  $("round").textContent = board.round ? `round ${board.round}` : "";
+  const show = state.tokenState === "ok";
+  $("leaderboard-panel").hidden = !show;
+  if (!show) return;
+  const board = state.rounds.board;
+  $("round").textContent = board ? state.rounds.title() : "waiting for the leaderboard…";
   fillRows(
     $("leaderboard").tBodies[0],
-    board.rows.slice(0, 100).map((r, i) => [
+    (board ? board.rows.slice(0, LEADERBOARD_CAP) : []).map((r, i) => [
       String(i + 1),
       r.account,
       money(r.equity),
       money(r.pnl),
-      Number(r.return_pct).toFixed(2),
+      percent(r.return_pct),
       money(r.max_drawdown),
       String(r.trades),
+      String(r.liquidations),
     ]),
+    (tr, i) => (tr.cells[3].className = board.rows[i].pnl > 0 ? "buy" : board.rows[i].pnl < 0 ? "sell" : ""),
   );
 }
 
@@ -329,7 +365,10 @@ function onMessage(msg) {
       }
       break;
     case "account_update":
-      if (state.tokenState !== "ok") state.tokenState = "ok";
+      if (state.tokenState !== "ok") {
+        state.tokenState = "ok";
+        invalidate("leaderboard");
+      }
       state.accounts.update(msg, Date.now() / 1000);
       invalidate("accounts");
       break;
@@ -340,14 +379,14 @@ function onMessage(msg) {
     case "subscribed":
       if (msg.req_id === "accounts") {
         state.tokenState = "ok";
-        invalidate("accounts");
+        invalidate("accounts", "leaderboard");
       }
       break;
     case "error":
       if (msg.code === "forbidden" || msg.ref === "accounts") {
         state.tokenState = "forbidden";
         state.accounts.clear();
-        invalidate("accounts");
+        invalidate("accounts", "leaderboard");
       } else if (!String(msg.ref ?? "").startsWith("extra-")) {
         console.warn("relay error", msg);
       }
@@ -357,15 +396,17 @@ function onMessage(msg) {
       invalidate("status");
       break;
     case "news":
-      pushCapped(state.news, msg, LIST_CAP);
-      invalidate("news");
+      if (state.news.add(msg)) invalidate("news");
       break;
-    case "leaderboard":
-      state.leaderboard = msg;
+    case "round_started":
+      state.rounds.roundStarted(msg);
       invalidate("leaderboard");
       break;
+    case "leaderboard":
+      if (state.rounds.leaderboard(msg)) invalidate("leaderboard");
+      break;
     default:
-      break; // heartbeat, pong, unsubscribed, auction, round_started...
+      break; // heartbeat, pong, unsubscribed, auction...
   }
 }
 
@@ -378,6 +419,7 @@ function connect() {
     state.backoff = BACKOFF_MIN_MS;
     state.lastMessageAt = Date.now();
     state.subscribedSymbol = null; // a new connection holds no subscriptions
+    state.rounds.reconnected();
     send({ type: "subscribe", channels: ["instruments", "liquidations"], req_id: "base" });
     for (const channel of EXTRA_CHANNELS) {
       send({ type: "subscribe", channels: [channel], req_id: `extra-${channel}` });
@@ -429,9 +471,9 @@ $("token-form").addEventListener("submit", (event) => {
   else url.searchParams.delete("token");
   history.replaceState(null, "", url);
   subscribeAccounts();
-  invalidate("accounts");
+  invalidate("accounts", "leaderboard");
 });
 window.addEventListener("resize", () => invalidate("book", "trades", "accounts"));
 
-invalidate("connection", "book", "bbo", "trades", "accounts");
+invalidate("connection", "book", "bbo", "trades", "accounts", "news", "leaderboard");
 connect();

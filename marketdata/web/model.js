@@ -1,10 +1,12 @@
 // Pure dashboard state: a book following the relay's snapshot/update chain, candles built
-// from trades, bounded lists. No DOM, no sockets (see app.js for those).
+// from trades, news, the rounds' leaderboard, bounded lists. No DOM, no sockets (see app.js
+// for those).
 
 export const TAPE_CAP = 200; // trades kept for the tape
 export const CANDLE_CAP = 240; // candles kept per interval
 export const CURVE_CAP = 600; // equity points kept per account (one per second)
 export const LIST_CAP = 100; // liquidations, news
+export const LEADERBOARD_CAP = 100; // rows kept and shown (PROTOCOL.md §7: up to 100)
 
 /** An L2 book applied from book_snapshot / book_update (PROTOCOL.md §4). */
 export class Book {
@@ -128,6 +130,71 @@ export class Accounts {
   clear() {
     this.latest.clear();
     this.curves.clear();
+  }
+}
+
+/** News items (the ``news`` channel), oldest first, each once (by ``seq``), the newest
+ * ``cap`` kept. */
+export class NewsLog {
+  constructor(cap = LIST_CAP) {
+    this.cap = cap;
+    this.items = [];
+  }
+
+  add(msg) {
+    if (this.items.some((n) => n.seq === msg.seq)) return false;
+    pushCapped(this.items, msg, this.cap);
+    return true;
+  }
+
+  /** Newest first. */
+  newest() {
+    return this.items.slice().reverse();
+  }
+}
+
+export const ROUNDS_KEPT = 16; // round_started messages remembered (names, cash)
+
+/** The ``rounds`` channel: ``round_started`` and the leaderboard the relay sends every second
+ * (its latest one, restamped). The newest round seen on this connection is ``round``; a
+ * leaderboard of an earlier round (a repeat already on its way when the round started) never
+ * replaces the current one. ``reconnected()`` forgets the round (a relay that comes back may
+ * hold another history), not the board, which stays shown until the next one. */
+export class Rounds {
+  constructor() {
+    this.round = 0;
+    this.started = new Map(); // round -> round_started
+    this.board = null;
+  }
+
+  roundStarted(msg) {
+    this.started.set(msg.round, msg);
+    if (this.started.size > ROUNDS_KEPT) this.started.delete(Math.min(...this.started.keys()));
+    this.round = Math.max(this.round, msg.round);
+  }
+
+  /** Take a leaderboard; false when it is a stale one (ignored). */
+  leaderboard(msg) {
+    if (msg.round < this.round) return false;
+    this.round = msg.round;
+    this.board = { ...msg, rows: msg.rows.slice(0, LEADERBOARD_CAP) };
+    return true;
+  }
+
+  /** "round 2 · final · cash 100000" for the board shown ("" before any). */
+  title() {
+    const board = this.board;
+    if (!board) return "";
+    if (board.round === 0) return "round 0 · before the first round";
+    const started = this.started.get(board.round);
+    const parts = [`round ${board.round}`];
+    if (started && started.name) parts.push(started.name);
+    if (started) parts.push(`cash ${started.cash}`);
+    return parts.join(" · ");
+  }
+
+  reconnected() {
+    this.round = 0;
   }
 }
 

@@ -7,7 +7,8 @@ engine "no longer holds") or beyond the last seq it gets an ``EngineSnapshot`` f
 arrays of events in gapless seq order. ``stop()``/``start()`` simulate an engine restart on
 the same port with the same state.
 
-Also here: ``random_flow`` (seeded random order flow) and ``system_config`` (a small system).
+Also here: ``random_flow`` (seeded random order flow), ``operator_flow`` (news and rounds, as
+an admin session would send them) and ``system_config`` (a small system).
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ from exchange.protocol.messages import (
     CreateAccount,
     ExecutionReport,
     NewOrder,
+    PublishNews,
     Side,
+    StartRound,
     TimeInForce,
 )
 
@@ -269,3 +272,33 @@ def liquidation_scenario(engine: FakeEngine) -> None:
     engine.submit("b", NewOrder(symbol="AAA", side="buy", qty=200, price=80.0))
     engine.submit("d", NewOrder(symbol="AAA", side="buy", qty=1, price=82.0))
     engine.submit("c", NewOrder(symbol="AAA", side="sell", qty=1, price=82.0))
+
+
+HEADLINES = (
+    "Rates unchanged, guidance dovish",
+    'CEO says "no comment", shares slide',
+    "Earnings beat\nFull report to follow",
+    "Exchange outage rumour denied",
+)
+
+
+def operator_flow(engine: FakeEngine, rng: random.Random, count: int) -> None:
+    """Submit ``count`` operator commands: ``publish_news`` (random symbols, sentiment,
+    sometimes a small ``shock`` and a ``body``), every fourth one a ``start_round`` instead
+    (cash kept large, so that ``random_flow`` can go on trading)."""
+    symbols = [spec.symbol for spec in engine.config.instruments]
+    for i in range(count):
+        if i % 4 == 3:
+            engine.submit("", StartRound(name=f"round {rng.randint(1, 99)}", cash=10_000_000.0))
+            continue
+        named = rng.sample(symbols, rng.randint(0, len(symbols)))
+        shock = rng.choice((None, None, round(rng.uniform(-0.01, 0.01), 4)))
+        body = rng.choice((None, "Details, with commas.\nAnd a second line."))
+        sentiment = round(rng.uniform(-1, 1), 3)
+        headline = rng.choice(HEADLINES)
+        engine.submit(
+            "",
+            PublishNews(
+                headline=headline, symbols=named, sentiment=sentiment, shock=shock, body=body
+            ),
+        )

@@ -245,12 +245,25 @@ async def test_dashboard_resyncs_a_broken_book_chain(
               for (let i = 1; i <= 5000; i++) {
                 accounts.update({ account: "a", equity: i, ts: i * 1e9 }, 0);
               }
+              const news = new m.NewsLog();
+              for (let i = 1; i <= 5000; i++) news.add({ seq: i, headline: "h" });
+              const rounds = new m.Rounds();
+              const rows = Array.from({ length: 500 }, (_, i) => ({ account: `a${i}` }));
+              for (let i = 1; i <= 500; i++) {
+                rounds.roundStarted({ round: i, name: "", cash: 1 });
+                rounds.leaderboard({ round: i, ts: i, rows });
+              }
               return [history.trades.length, history.candles[1].list.length,
                       history.candles[60].list.length, accounts.curves.get("a").length,
-                      m.TAPE_CAP, m.CANDLE_CAP, m.CURVE_CAP];
+                      m.TAPE_CAP, m.CANDLE_CAP, m.CURVE_CAP,
+                      [news.items.length, news.newest()[0].seq, m.LIST_CAP,
+                       rounds.board.rows.length, rounds.started.size, m.LEADERBOARD_CAP,
+                       m.ROUNDS_KEPT]];
             }"""
         )
-        tape, candles_1s, candles_1m, curve, tape_cap, candle_cap, curve_cap = sizes
+        tape, candles_1s, candles_1m, curve, tape_cap, candle_cap, curve_cap, more = sizes
+        news, newest, list_cap, board_rows, started, board_cap, rounds_kept = more
+        assert (news, newest, board_rows, started) == (list_cap, 5000, board_cap, rounds_kept)
         assert tape <= 2 * tape_cap and candles_1s == candle_cap and curve == curve_cap
         assert candles_1m == 5000 // 60 + 1  # minutes 0..83
     except BaseException:
@@ -304,9 +317,6 @@ async def run_browser_checks(system: LiveSystem, browser: Any, expect: Any, tmp:
             await expect(accounts.locator("tbody tr").filter(has_text="taker1")).to_contain_text(
                 "AAPL 2@190.5"
             )
-            await page.screenshot(path=str(tmp / "dashboard.png"), full_page=True)
-            if os.environ.get("EXCHANGE_UPDATE_SCREENSHOT") == "1":
-                await page.screenshot(path=str(SCREENSHOT), full_page=True)
 
             # The relay goes away and comes back on the same port: the page says so.
             assert await system.terminate("relay") == 0
@@ -343,10 +353,88 @@ async def run_browser_checks(system: LiveSystem, browser: Any, expect: Any, tmp:
             await other.locator("#token-form button").click()
             await expect(other.locator("#accounts")).to_be_visible()
             await expect(other.locator("#accounts tbody tr").first).to_be_visible()
+
+            # News is public; the round's leaderboard comes with the token (PROTOCOL.md §7).
+            public = await browser.new_page()
+            public.on("pageerror", lambda error: errors.append(str(error)))
+            await public.goto(f"{url}/")
+            await expect(public.locator("#connection")).to_have_text("connected")
+            await expect(public.locator("#news-empty")).to_be_visible()
+            await expect(public.locator("#leaderboard-panel")).to_be_hidden()
+            await check_news_and_round(system, expect, [page, other], public)
+            await public.close()
             await other.close()
+
+            # The book again after the round emptied it, for the picture.
+            await maker.send(
+                {"type": "new_order", "symbol": "AAPL", "side": "buy", "qty": 7, "price": 189.5},
+                {"type": "new_order", "symbol": "AAPL", "side": "sell", "qty": 5, "price": 190.5},
+            )
+            await taker.send(
+                {"type": "new_order", "symbol": "AAPL", "side": "buy", "qty": 2, "price": 190.5}
+            )
+            await expect(ask_row).to_contain_text("3")
+            leaders = page.locator("#leaderboard tbody tr")
+            await expect(leaders.filter(has_text="taker1")).not_to_contain_text("50000.00")
+            await page.screenshot(path=str(tmp / "dashboard.png"), full_page=True)
+            if os.environ.get("EXCHANGE_UPDATE_SCREENSHOT") == "1":
+                save_small_screenshot(await page.screenshot(full_page=True), SCREENSHOT)
         assert errors == []  # no uncaught exception in the page's scripts
     except BaseException:
         await page.screenshot(path=str(tmp / "failure.png"), full_page=True)
         raise
     finally:
         await page.close()
+
+
+HEADLINE = "AAPL beats estimates, guidance raised"
+
+
+async def check_news_and_round(
+    system: LiveSystem, expect: Any, with_token: list[Any], public: Any
+) -> None:
+    """An admin publishes news and starts a round: every page shows the headline (with its
+    sentiment and symbols); the pages with a token show round 1 and its accounts."""
+    async with gateway_client(system.gateway_port, "admin-key") as admin:
+        await admin.send(
+            {
+                "type": "publish_news",
+                "headline": HEADLINE,
+                "symbols": ["AAPL", "MSFT"],
+                "sentiment": 0.8,
+                "body": "<b>not markup</b>",
+                "req_id": "n1",
+            }
+        )
+        await admin.expect("news", req_id="n1")
+        for page in [*with_token, public]:
+            item = page.locator("#news li").first
+            await expect(item).to_contain_text(HEADLINE)
+            await expect(item).to_contain_text("+0.80")
+            await expect(item).to_contain_text("AAPL, MSFT")
+            await expect(page.locator("#news-empty")).to_be_hidden()
+        await expect(public.locator("#news li b")).to_have_count(0)  # text, never HTML
+        await admin.send(
+            {"type": "start_round", "name": "browser round", "cash": 50_000, "req_id": "r1"}
+        )
+        await admin.expect("round_started")
+    for page in with_token:
+        await expect(page.locator("#leaderboard-panel")).to_be_visible()
+        await expect(page.locator("#round")).to_have_text("round 1 · browser round · cash 50000")
+        board = page.locator("#leaderboard tbody tr")
+        for account in ("taker1", "maker1"):
+            row = board.filter(has_text=account)
+            await expect(row).to_contain_text("50000.00")  # the round's cash: flat, no pnl
+            await expect(row).to_contain_text("0.00%")
+    await expect(public.locator("#leaderboard-panel")).to_be_hidden()
+
+
+def save_small_screenshot(png: bytes, path: Path) -> None:
+    """Write ``png`` as a 256-colour PNG (the dark page survives it; the file is ~5x
+    smaller than Chromium's truecolour one)."""
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)

@@ -21,11 +21,16 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from exchange.protocol.config import ExporterSection
-from exchange.protocol.messages import AccountUpdate, Fill
+from exchange.protocol.messages import AccountUpdate, Fill, News, RoundStarted
 from exporter.health import HealthServer
 from exporter.service import Exporter
 from tests.integration.clients import http_get
-from tests.integration.fake_engine import FakeEngine, liquidation_scenario, random_flow
+from tests.integration.fake_engine import (
+    FakeEngine,
+    liquidation_scenario,
+    operator_flow,
+    random_flow,
+)
 from tests.support import REPO_ROOT, seconds
 
 TRADES_COLUMNS = (
@@ -36,6 +41,8 @@ PERFORMANCE_COLUMNS = (
     "ts,ts_ns,seq,account,cash,realized_pnl,unrealized_pnl,fees,equity,initial_margin,"
     "maintenance_margin,positions"
 )
+NEWS_COLUMNS = "ts,ts_ns,seq,news_id,headline,symbols,sentiment,shock,body"
+ROUNDS_COLUMNS = "ts,ts_ns,seq,round,name,cash"
 
 
 @pytest.fixture
@@ -62,6 +69,36 @@ def fills(engine: FakeEngine) -> list[Fill]:
 
 def updates(engine: FakeEngine) -> list[AccountUpdate]:
     return [e for e in engine.events if type(e) is AccountUpdate]
+
+
+def news_events(engine: FakeEngine) -> list[News]:
+    return [e for e in engine.events if type(e) is News]
+
+
+def rounds(engine: FakeEngine) -> list[RoundStarted]:
+    return [e for e in engine.events if type(e) is RoundStarted]
+
+
+def one_line(text: str | None) -> str:
+    return (text or "").replace("\r\n", " ").replace("\r", " ").replace("\n", " ")
+
+
+def check_news(row: dict[str, str], news: News) -> None:
+    assert row["ts"] == iso(news.ts) and row["ts_ns"] == str(news.ts)
+    assert (row["seq"], row["news_id"]) == (str(news.seq), str(news.news_id))
+    assert row["headline"] == one_line(news.headline) and row["body"] == one_line(news.body)
+    assert row["symbols"] == ";".join(news.symbols)
+    assert float(row["sentiment"]) == news.sentiment and "e" not in row["sentiment"]
+    if news.shock is None:
+        assert row["shock"] == ""
+    else:
+        assert float(row["shock"]) == news.shock and "e" not in row["shock"]
+
+
+def check_round(row: dict[str, str], event: RoundStarted) -> None:
+    assert row["ts"] == iso(event.ts) and row["ts_ns"] == str(event.ts)
+    assert (row["seq"], row["round"], row["name"]) == (str(event.seq), str(event.round), event.name)
+    assert float(row["cash"]) == event.cash
 
 
 def check_trade(row: dict[str, str], fill: Fill) -> None:
@@ -116,6 +153,16 @@ def assert_exactly_once(engine: FakeEngine, out: Path, *, after: int = 0) -> Non
     assert [int(r["seq"]) for r in performance] == [u.seq for u in expected_updates]
     for row, update in zip(performance, expected_updates, strict=True):
         check_performance(row, update)
+    news_rows = read_rows(out / "news.csv")
+    expected_news = [n for n in news_events(engine) if n.seq > after]
+    assert [int(r["seq"]) for r in news_rows] == [n.seq for n in expected_news]
+    for row, news in zip(news_rows, expected_news, strict=True):
+        check_news(row, news)
+    round_rows = read_rows(out / "rounds.csv")
+    expected_rounds = [r for r in rounds(engine) if r.seq > after]
+    assert [int(r["seq"]) for r in round_rows] == [r.seq for r in expected_rounds]
+    for row, event in zip(round_rows, expected_rounds, strict=True):
+        check_round(row, event)
 
 
 async def run_exporter(
@@ -133,9 +180,11 @@ async def test_rows_are_exact_and_survive_a_restart(engine: FakeEngine, tmp_path
     rng = random.Random(1)
     liquidation_scenario(engine)
     random_flow(engine, rng, 200)
+    operator_flow(engine, rng, 6)
     exporter, stop, task = await run_exporter(engine, tmp_path)
     await asyncio.wait_for(exporter.wait_durable(engine.last_seq), seconds(10))
     random_flow(engine, rng, 200)  # live events after the history
+    operator_flow(engine, rng, 6)
     await asyncio.wait_for(exporter.wait_durable(engine.last_seq), seconds(10))
     stop.set()
     assert await asyncio.wait_for(task, seconds(5)) == 0
@@ -146,12 +195,20 @@ async def test_rows_are_exact_and_survive_a_restart(engine: FakeEngine, tmp_path
     assert (tmp_path / "performance.csv").read_text().splitlines()[0] == PERFORMANCE_COLUMNS
     assert any(line.endswith(",true") for line in lines)  # the liquidation's fills
     assert len(fills(engine)) > 50
+    assert (tmp_path / "news.csv").read_text().splitlines()[0] == NEWS_COLUMNS
+    assert (tmp_path / "rounds.csv").read_text().splitlines()[0] == ROUNDS_COLUMNS
+    assert len(news_events(engine)) >= 5 and len(rounds(engine)) >= 2
+    # one line per row (recovery reads tails line by line), even for a body with a newline
+    assert any(n.body and "\n" in n.body for n in news_events(engine))
+    news_lines = (tmp_path / "news.csv").read_text().splitlines()
+    assert len(news_lines) == 1 + len(news_events(engine))
     assert_exactly_once(engine, tmp_path)
     assert json.loads((tmp_path / ".exporter-state.json").read_text()) == {"seq": engine.last_seq}
 
     # A restart resumes after the last seq: nothing twice, nothing missing.
     history_end = engine.last_seq
     random_flow(engine, rng, 150)
+    operator_flow(engine, rng, 4)
     exporter, stop, task = await run_exporter(engine, tmp_path)
     await asyncio.wait_for(exporter.wait_durable(engine.last_seq), seconds(10))
     stop.set()
@@ -186,10 +243,12 @@ async def test_lost_history_is_reported_and_export_continues(
 ) -> None:
     rng = random.Random(3)
     random_flow(engine, rng, 100)
+    operator_flow(engine, rng, 4)
     engine.history_floor = lost = engine.last_seq  # the engine no longer holds these
     exporter, stop, task = await run_exporter(engine, tmp_path)
     await engine.wait_for_requests(1)
     random_flow(engine, rng, 100)
+    operator_flow(engine, rng, 4)
     await asyncio.wait_for(exporter.wait_durable(engine.last_seq), seconds(10))
     stop.set()
     await asyncio.wait_for(task, seconds(5))
@@ -201,16 +260,20 @@ async def test_a_reset_engine_history_moves_the_old_files_aside(
     engine: FakeEngine, tmp_path: Path
 ) -> None:
     random_flow(engine, random.Random(4), 200)
+    operator_flow(engine, random.Random(4), 5)
     exporter, stop, task = await run_exporter(engine, tmp_path)
     await asyncio.wait_for(exporter.wait_durable(engine.last_seq), seconds(10))
     stop.set()
     await asyncio.wait_for(task, seconds(5))
     old_rows = len(read_rows(tmp_path / "trades.csv"))
+    old_news = len(read_rows(tmp_path / "news.csv"))
+    assert old_news > 0
 
     fresh = FakeEngine()  # a new data dir: seqs start again from 1
     await fresh.start()
     try:
         random_flow(fresh, random.Random(5), 50)
+        operator_flow(fresh, random.Random(5), 2)
         assert fresh.last_seq < engine.last_seq
         exporter, stop, task = await run_exporter(fresh, tmp_path)
         await asyncio.wait_for(fresh.wait_for_requests(2), seconds(10))  # then it asks for 0
@@ -219,6 +282,8 @@ async def test_a_reset_engine_history_moves_the_old_files_aside(
         await asyncio.wait_for(task, seconds(5))
         assert fresh.requests == [engine.last_seq, 0]
         assert len(read_rows(tmp_path / "trades.csv.reset-1")) == old_rows
+        assert len(read_rows(tmp_path / "news.csv.reset-1")) == old_news
+        assert (tmp_path / "rounds.csv.reset-1").exists()
         assert_exactly_once(fresh, tmp_path)
     finally:
         await fresh.stop()
@@ -236,6 +301,7 @@ async def test_health_port_reports_readiness_and_row_counts(
     engine: FakeEngine, tmp_path: Path
 ) -> None:
     random_flow(engine, random.Random(8), 200)
+    operator_flow(engine, random.Random(8), 4)
     exporter = Exporter(
         upstream=engine.url, out_dir=tmp_path, settings=ExporterSection(flush_ms=20)
     )
@@ -257,6 +323,10 @@ async def test_health_port_reports_readiness_and_row_counts(
             updates(engine)
         )
         assert metric(text, 'exporter_rows_buffered{file="trades.csv"}') == 0
+        assert metric(text, 'exporter_rows_written_total{file="news.csv"}') == len(
+            news_events(engine)
+        )
+        assert metric(text, 'exporter_rows_written_total{file="rounds.csv"}') == len(rounds(engine))
         assert metric(text, "exporter_durable_seq") == engine.last_seq
         assert metric(text, "exporter_upstream_connected") == 1
         assert metric(text, "exporter_flush_seconds_count") >= 1
@@ -330,11 +400,14 @@ async def test_sigkill_mid_stream_then_restart_writes_every_row_once(
         # arriving), kill -9.
         await eventually(lambda: state_seq(out) > 0, 10)
         before = engine.last_seq
-        random_flow(engine, rng, 1500)
+        for _ in range(5):
+            random_flow(engine, rng, 300)
+            operator_flow(engine, rng, 3)
         await eventually(lambda: state_seq(out) > before, 10)
         process.send_signal(signal.SIGKILL)
         await asyncio.wait_for(process.wait(), seconds(5))
         random_flow(engine, rng, 200)  # the world moves on while it is down
+        operator_flow(engine, rng, 3)
         process = await spawn_exporter(engine, out, config, logs)
         await eventually(lambda: state_seq(out) == engine.last_seq, 15)
         random_flow(engine, rng, 100)  # and live rows after the restart
@@ -351,6 +424,7 @@ async def test_sigterm_flushes_and_exits_0_within_5_s(engine: FakeEngine, tmp_pa
     out, logs = tmp_path / "out", tmp_path / "logs"
     config = write_config(tmp_path / "system.toml", flush_ms=600_000)  # only SIGTERM flushes
     random_flow(engine, random.Random(7), 300)
+    operator_flow(engine, random.Random(7), 4)
     process = await spawn_exporter(engine, out, config, logs)
     await engine.wait_for_requests(1)
     await engine.ping_consumers()  # it has received every event

@@ -21,8 +21,12 @@ from exchange.protocol.messages import (
     BookSnapshot,
     InstrumentInfo,
     Instruments,
+    Leaderboard,
+    LeaderboardRow,
     Liquidation,
+    News,
     Position,
+    RoundStarted,
     Trade,
 )
 from monitor.app import MonitorApp
@@ -59,6 +63,31 @@ def market() -> MonitorState:
         available=80_250.0, positions=[Position("AAPL", 100, 187.6, 190.0, -10.0, 1_250.0)], seq=9,
     )  # fmt: skip
     reduce(state, update)
+    return state
+
+
+def with_news_and_a_round(state: MonitorState) -> MonitorState:
+    """``state`` after two news items, round 2 starting and its first leaderboard."""
+    for seq, (headline, symbols, sentiment, shock) in enumerate(
+        [
+            ("Fed holds rates", [], 0.0, None),
+            ("AAPL beats estimates", ["AAPL"], 0.9, 0.05),
+        ],
+        start=20,
+    ):
+        reduce(
+            state,
+            News(
+                news_id=seq - 19, headline=headline, body=None, symbols=symbols,
+                sentiment=sentiment, shock=shock, ts=seq * 10**9, seq=seq,
+            ),
+        )  # fmt: skip
+    reduce(state, RoundStarted(round=2, name="final", cash=100_000.0, ts=30 * 10**9, seq=30))
+    rows = [
+        LeaderboardRow("alice", 101_500.0, 1_500.0, 1.5, 200.0, 7, 0),
+        LeaderboardRow("bob", 99_000.25, -999.75, -0.99975, 1_200.5, 4, 1),
+    ]
+    reduce(state, Leaderboard(round=2, ts=31 * 10**9, rows=rows, seq=31))
     return state
 
 
@@ -99,8 +128,30 @@ async def test_keys_switch_symbols_and_panels_and_q_quits() -> None:
         assert "AAPL" in text(app, "bottom").splitlines()[1]
         await pilot.press("a")
         assert "alice" in text(app, "bottom")
+        await pilot.press("n")
+        assert "no news yet" in text(app, "bottom")
+        await pilot.press("b")
+        assert "leaderboard: none yet" in text(app, "bottom")
         await pilot.press("q")
     assert app.return_code == 0
+
+
+async def test_news_ticker_and_the_news_and_leaderboard_panels() -> None:
+    app = MonitorApp(None, state=with_news_and_a_round(market()))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert text(app, "headline") == (
+            "NEWS 00:00:21.000 +0.90 AAPL         AAPL beats estimates [shock +5%]"
+        )
+        await pilot.press("n")
+        news = text(app, "bottom").splitlines()
+        assert "AAPL beats estimates" in news[1] and "Fed holds rates" in news[2]
+        await pilot.press("b")
+        board = text(app, "bottom").splitlines()
+        assert board[0].startswith("round 2 'final', cash 100,000.0")
+        first = ["1", "alice", "101,500.0", "1,500.0", "+1.50%", "200.0", "7", "0"]
+        assert board[2].split() == first
+        assert board[3].split()[:3] == ["2", "bob", "99,000.25"]
 
 
 async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 10) -> None:
@@ -121,7 +172,17 @@ async def test_indicator_follows_the_connection_and_the_app_reconnects() -> None
             "type": "book_snapshot", "symbol": "AAPL", "seq": 1, "ts": 1,
             "bids": [[99.0, 1]], "asks": [[101.0, 2]],
         }  # fmt: skip
-        await ws.send(json.dumps([snapshot]))
+        news = {
+            "type": "news", "news_id": 1, "headline": f"hello {len(connections)}",
+            "body": None, "symbols": ["AAPL"], "sentiment": -0.5, "shock": None,
+            "ts": 2, "seq": 1 + len(connections), "reference_prices": {},
+        }  # fmt: skip
+        board = {
+            "type": "leaderboard", "round": 1, "ts": 3, "seq": 3,
+            "rows": [{"account": "zed", "equity": 5.0, "pnl": 1.0, "return_pct": 25.0,
+                      "max_drawdown": 0.0, "trades": 1, "liquidations": 0}],
+        }  # fmt: skip
+        await ws.send(json.dumps([snapshot, news, board]))
         if len(connections) == 1:
             await drop.wait()
             return  # closes the connection
@@ -134,12 +195,17 @@ async def test_indicator_follows_the_connection_and_the_app_reconnects() -> None
             await until(pilot, lambda: "101.00" in text(app, "ladder"))
             assert text(app, "status").startswith(" CONNECTED ")
             assert connections[0]["channels"][-1] == "accounts"
+            assert {"news", "rounds"} <= set(connections[0]["channels"])
+            assert "hello 1" in text(app, "headline")
+            assert app.state.leaderboard is not None
+            assert app.state.leaderboard.rows[0].account == "zed"
             assert connections[0]["token"] == "monitor-token"
             drop.set()
             # the drop is seen (it may be over before a poll could catch the status)
             await until(pilot, lambda: app.state.disconnects == 1)
             await until(pilot, lambda: len(connections) == 2 and app.state.status == "connected")
             await until(pilot, lambda: text(app, "status").startswith(" CONNECTED "))
+            await until(pilot, lambda: "hello 2" in text(app, "headline"))
             assert app.renders > 2
 
 
@@ -229,3 +295,11 @@ async def test_snapshot_second_symbol_with_the_liquidation_log() -> None:
         await pilot.press("right", "l")
         await pilot.pause()
         assert_screen(app, "monitor_liquidations")
+
+
+async def test_snapshot_leaderboard_panel_with_the_news_ticker() -> None:
+    app = MonitorApp(None, state=with_news_and_a_round(market()))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        await until(pilot, lambda: "alice" in text(app, "bottom"))
+        assert_screen(app, "monitor_leaderboard")

@@ -6,13 +6,25 @@ that resuming writes every row exactly once.
 
 from __future__ import annotations
 
+import csv
 import json
 from pathlib import Path
 from typing import Any
 
-from exchange.protocol.messages import AccountUpdate, Fill, Position
-from exporter.csv_rows import iso_ts, number, performance_row, positions_field, trade_row
-from exporter.state import STATE_FILE, recover, write_state
+from exchange.protocol.messages import AccountUpdate, Fill, News, Position, RoundStarted
+from exporter.csv_rows import (
+    NEWS_HEADER,
+    ROUNDS_HEADER,
+    header_line,
+    iso_ts,
+    news_row,
+    number,
+    performance_row,
+    positions_field,
+    round_row,
+    trade_row,
+)
+from exporter.state import HEADERS, STATE_FILE, recover, write_state
 from exporter.writer import CsvSink, PerformanceSampler
 
 TS = 1_714_564_800_123_456_789  # 2024-05-01T12:00:00.123456789Z
@@ -61,6 +73,27 @@ def update(seq: int, account: str = "alice", ts: int = TS) -> AccountUpdate:
     )
 
 
+def news(seq: int, ts: int = TS, **kw: Any) -> News:
+    fields: dict[str, Any] = {
+        "news_id": seq * 100,
+        "headline": "AAPL beats, guides up",
+        "body": None,
+        "symbols": ["AAPL", "MSFT"],
+        "sentiment": 0.75,
+        "shock": None,
+        "ts": ts,
+        "seq": seq,
+    }
+    fields.update(kw)
+    return News(**fields)
+
+
+def round_started(seq: int, ts: int = TS, **kw: Any) -> RoundStarted:
+    fields: dict[str, Any] = {"round": seq, "name": "heat 1", "cash": 100_000.0}
+    fields.update(kw)
+    return RoundStarted(ts=ts, seq=seq, **fields)
+
+
 def notes() -> tuple[list[tuple[str, dict[str, Any]]], Any]:
     seen: list[tuple[str, dict[str, Any]]] = []
     return seen, lambda event, **details: seen.append((event, details))
@@ -105,6 +138,46 @@ def test_performance_row_and_positions() -> None:
     assert positions_field([]) == ""
 
 
+def test_news_row_is_exactly_the_documented_columns() -> None:
+    assert header_line(NEWS_HEADER) == (
+        "ts,ts_ns,seq,news_id,headline,symbols,sentiment,shock,body\n"
+    )
+    assert news_row(news(4)) == [
+        "2024-05-01T12:00:00.123456789Z",
+        str(TS),
+        "4",
+        "400",
+        "AAPL beats, guides up",
+        "AAPL;MSFT",
+        "0.75",
+        "",  # no shock
+        "",  # no body
+    ]
+    row = news_row(
+        news(5, symbols=[], sentiment=-1.0, shock=-0.05, body='line 1\r\nline "2"\nend\r')
+    )
+    assert row[5:] == ["", "-1.0", "-0.05", 'line 1 line "2" end ']
+    assert news_row(news(6, headline="two\nlines", sentiment=0.0, shock=1e-08))[4:8] == [
+        "two lines",
+        "AAPL;MSFT",
+        "0.0",
+        "0.00000001",
+    ]
+
+
+def test_round_row_is_exactly_the_documented_columns() -> None:
+    assert header_line(ROUNDS_HEADER) == "ts,ts_ns,seq,round,name,cash\n"
+    assert round_row(round_started(3, cash=25_000.5)) == [
+        "2024-05-01T12:00:00.123456789Z",
+        str(TS),
+        "3",
+        "3",
+        "heat 1",
+        "25000.5",
+    ]
+    assert round_row(round_started(4, name="", cash=1e6))[4:] == ["", "1000000.0"]
+
+
 def test_numbers_and_timestamps() -> None:
     assert [number(x) for x in (0.0, -0.0, 1e-08, 1.5e-05, 1e16, 42, -3, 0.1)] == [
         "0.0",
@@ -120,7 +193,14 @@ def test_numbers_and_timestamps() -> None:
     assert iso_ts(TS + 1) == "2024-05-01T12:00:00.123456790Z"
 
 
-def sink_with(out: Path, fills: list[int], updates: list[int], processed: int) -> None:
+def sink_with(
+    out: Path,
+    fills: list[int],
+    updates: list[int],
+    processed: int,
+    news_seqs: tuple[int, ...] = (),
+    round_seqs: tuple[int, ...] = (),
+) -> None:
     """Write rows for these seqs and a state file, as a finished earlier run would."""
     _seen, note = notes()
     sink = CsvSink(out, recover(out, note))
@@ -128,6 +208,10 @@ def sink_with(out: Path, fills: list[int], updates: list[int], processed: int) -
         sink.add_fill(fill(seq))
     for seq in updates:
         sink.add_account_update(update(seq))
+    for seq in news_seqs:
+        sink.add_news(news(seq))
+    for seq in round_seqs:
+        sink.add_round(round_started(seq))
     sink.advance(processed)
     sink.close()
 
@@ -146,6 +230,10 @@ def replay(out: Path, fills: list[int], updates: list[int], through: int) -> tup
             sink.add_fill(fill(seq))
         if seq in updates:
             sink.add_account_update(update(seq))
+        if seq in NEWS:
+            sink.add_news(news(seq, body="first\nsecond"))
+        if seq in ROUNDS:
+            sink.add_round(round_started(seq))
     sink.advance(through)
     sink.close()
     return resume.since, seen
@@ -153,53 +241,78 @@ def replay(out: Path, fills: list[int], updates: list[int], through: int) -> tup
 
 FILLS = [2, 5, 9, 12]
 UPDATES = [3, 6, 7, 10, 13]
+NEWS = [4, 11]
+ROUNDS = [8]
+
+
+def assert_every_file_once(out: Path) -> None:
+    """Each file holds exactly its events' rows, in seq order, each a well-formed row."""
+    expected = {"trades.csv": FILLS, "performance.csv": UPDATES}
+    expected |= {"news.csv": NEWS, "rounds.csv": ROUNDS}
+    for name, header in HEADERS.items():
+        with (out / name).open(newline="") as file:
+            rows = list(csv.reader(file))
+        assert rows[0] == list(header), name
+        assert all(len(row) == len(header) for row in rows), name
+        assert [int(row[2]) for row in rows[1:]] == expected[name], name
 
 
 def test_clean_restart_resumes_at_the_state_seq(tmp_path: Path) -> None:
-    sink_with(tmp_path, [2, 5], [3, 6, 7], processed=8)
+    sink_with(tmp_path, [2, 5], [3, 6, 7], processed=8, news_seqs=(4,), round_seqs=(8,))
     since, seen = replay(tmp_path, FILLS, UPDATES, 13)
     assert since == 8 and seen == []
-    assert seqs(tmp_path / "trades.csv") == FILLS
-    assert seqs(tmp_path / "performance.csv") == UPDATES
+    assert_every_file_once(tmp_path)
 
 
 def test_crash_after_the_csv_writes_before_the_state_write(tmp_path: Path) -> None:
-    sink_with(tmp_path, [2, 5, 9], [3, 6, 7, 10], processed=10)
-    write_state(tmp_path, 4)  # the state of the flush before: it lags the files
+    sink_with(tmp_path, [2, 5, 9], [3, 6, 7, 10], processed=10, news_seqs=(4,), round_seqs=(8,))
+    write_state(tmp_path, 3)  # the state of the flush before: it lags the files
     since, _ = replay(tmp_path, FILLS, UPDATES, 13)
-    assert since == 4
-    assert seqs(tmp_path / "trades.csv") == FILLS
-    assert seqs(tmp_path / "performance.csv") == UPDATES
+    assert since == 3
+    assert_every_file_once(tmp_path)
 
 
 def test_crash_between_the_two_csv_writes(tmp_path: Path) -> None:
-    sink_with(tmp_path, [2, 5], [3], processed=4)
-    sink_with(tmp_path, [9, 12], [], processed=4)  # trades.csv got the next flush, perf did not
-    assert json.loads((tmp_path / STATE_FILE).read_text()) == {"seq": 4}
+    sink_with(tmp_path, [2, 5], [3], processed=3)
+    # trades.csv and performance.csv got the next flush; news.csv and rounds.csv did not
+    sink_with(tmp_path, [9, 12], [6, 7, 10], processed=3)
+    assert json.loads((tmp_path / STATE_FILE).read_text()) == {"seq": 3}
     replay(tmp_path, FILLS, UPDATES, 13)
-    assert seqs(tmp_path / "trades.csv") == FILLS
-    assert seqs(tmp_path / "performance.csv") == UPDATES
+    assert_every_file_once(tmp_path)
 
 
 def test_crash_mid_row_cuts_the_partial_line(tmp_path: Path) -> None:
-    sink_with(tmp_path, [2, 5, 9], [3, 6, 7], processed=9)
+    sink_with(tmp_path, [2, 5, 9], [3, 6, 7], processed=9, news_seqs=(4,), round_seqs=(8,))
     with (tmp_path / "trades.csv").open("a") as file:
         file.write("2024-05-01T12:00:00.1234")  # torn write
     with (tmp_path / "performance.csv").open("a") as file:
         file.write("\x00\x00\x00\n")  # garbage a power cut can leave
+    with (tmp_path / "news.csv").open("a") as file:
+        file.write(f'2024-05-01T12:00:00.123456789Z,{TS},11,1100,"torn, quoted')
     _since, seen = replay(tmp_path, FILLS, UPDATES, 13)
     assert {event for event, _ in seen} == {"csv_tail_repaired"}
-    assert seqs(tmp_path / "trades.csv") == FILLS
-    assert seqs(tmp_path / "performance.csv") == UPDATES
+    assert len(seen) == 3
+    assert_every_file_once(tmp_path)
 
 
 def test_a_missing_file_is_rebuilt_from_the_start(tmp_path: Path) -> None:
-    sink_with(tmp_path, [2, 5, 9], [3, 6, 7], processed=9)
+    sink_with(tmp_path, [2, 5, 9], [3, 6, 7], processed=9, news_seqs=(4,), round_seqs=(8,))
     (tmp_path / "performance.csv").unlink()
     since, _ = replay(tmp_path, FILLS, UPDATES, 13)
     assert since == 0
-    assert seqs(tmp_path / "trades.csv") == FILLS
-    assert seqs(tmp_path / "performance.csv") == UPDATES
+    assert_every_file_once(tmp_path)
+
+
+def test_a_directory_from_before_news_and_rounds_gets_them_from_the_history(
+    tmp_path: Path,
+) -> None:
+    # An --out directory written by an exporter that knew only trades.csv and performance.csv.
+    sink_with(tmp_path, [2, 5, 9], [3, 6, 7], processed=9)
+    (tmp_path / "news.csv").unlink()
+    (tmp_path / "rounds.csv").unlink()
+    since, _ = replay(tmp_path, FILLS, UPDATES, 13)
+    assert since == 0  # the new files need the whole history; the old ones skip what they hold
+    assert_every_file_once(tmp_path)
 
 
 def test_foreign_and_torn_headers(tmp_path: Path) -> None:
@@ -211,8 +324,7 @@ def test_foreign_and_torn_headers(tmp_path: Path) -> None:
     assert (tmp_path / "trades.csv.1.bad").read_text() == "a,b,c\n1,2,3\n"
     assert [event for event, _ in seen] == ["csv_header_mismatch"]
     replay(tmp_path, FILLS, UPDATES, 13)
-    assert seqs(tmp_path / "trades.csv") == FILLS
-    assert seqs(tmp_path / "performance.csv") == UPDATES
+    assert_every_file_once(tmp_path)
 
 
 def test_long_files_and_the_sampler_tail(tmp_path: Path) -> None:

@@ -14,12 +14,19 @@ from exchange.protocol.messages import (
     Error,
     InstrumentInfo,
     Instruments,
+    Leaderboard,
+    LeaderboardRow,
     Liquidation,
+    News,
     Position,
+    RoundStarted,
     Trade,
 )
 from monitor import view
+from monitor.feed import channels
 from monitor.state import (
+    NEWS_LOG,
+    PANELS,
     Connected,
     Connecting,
     Disconnected,
@@ -199,3 +206,117 @@ def test_liquidation_log_newest_first() -> None:
     lines = view.liquidations(state).plain.splitlines()
     assert lines[1].split()[1] == "b" and lines[2].split()[1] == "a"
     assert lines[1].startswith("00:00:01.000")
+
+
+def news(seq: int, headline: str = "AAPL beats", **kw: Any) -> News:
+    fields: dict[str, Any] = {
+        "news_id": seq,
+        "headline": headline,
+        "body": None,
+        "symbols": ["AAPL"],
+        "sentiment": 0.9,
+        "shock": None,
+        "ts": seq * 10**9,
+        "seq": seq,
+    }
+    fields.update(kw)
+    return News(**fields)
+
+
+def board_row(name: str, equity: float, pnl: float, **kw: Any) -> LeaderboardRow:
+    fields: dict[str, Any] = {
+        "return_pct": pnl / 1000.0,
+        "max_drawdown": 0.0,
+        "trades": 0,
+        "liquidations": 0,
+    }
+    fields.update(kw)
+    return LeaderboardRow(account=name, equity=equity, pnl=pnl, **fields)
+
+
+def board(round_: int, ts: int, *rows: LeaderboardRow, seq: int = 1) -> Leaderboard:
+    return Leaderboard(round=round_, ts=ts, rows=list(rows), seq=seq)
+
+
+def test_news_newest_first_once_each_and_capped() -> None:
+    state = MonitorState()
+    assert view.headline(state).plain == "news: none yet"
+    assert "no news yet" in view.news(state).plain
+    reduce(state, news(1, "Rates unchanged", symbols=[], sentiment=0.0))
+    reduce(state, news(2, "AAPL misses\nbadly", symbols=["AAPL", "MSFT"], sentiment=-0.8))
+    reduce(state, news(2, "AAPL misses\nbadly"))  # the same item again: kept once
+    reduce(state, news(3, "BTC rallies", symbols=["BTC-PERP"], sentiment=0.5, shock=0.05))
+    assert [n.seq for n in state.news] == [3, 2, 1]
+    assert state.last_seq == 3 and state.messages == 4
+    lines = view.news(state).plain.splitlines()
+    assert lines[0].split() == ["time", "sent.", "symbols", "headline"]
+    assert lines[1] == "00:00:03.000 +0.50 BTC-PERP     BTC rallies [shock +5%]"
+    assert lines[2] == "00:00:02.000 -0.80 AAPL,MSFT    AAPL misses badly"  # one row
+    assert lines[3] == "00:00:01.000 +0.00 -            Rates unchanged"
+    assert view.headline(state).plain == "NEWS " + lines[1]
+    assert view.sentiment_style(0.5) == "green" and view.sentiment_style(-0.8) == "red"
+    assert view.sentiment_style(0.05) == ""
+    assert [view.percent(v) for v in (2.504, -0.999, -0.002, 0.0)] == [
+        "+2.50%", "-1.00%", "+0.00%", "+0.00%"
+    ]  # fmt: skip
+    for seq in range(4, NEWS_LOG + 50):
+        reduce(state, news(seq))
+    assert len(state.news) == NEWS_LOG and state.news[0].seq == NEWS_LOG + 49
+    assert len(view.news(state, rows=5).plain.splitlines()) == 6
+
+
+def test_leaderboard_follows_the_round_and_ignores_a_stale_repeat() -> None:
+    state = MonitorState()
+    assert "leaderboard: none yet" in view.leaderboard(state).plain
+    reduce(state, board(0, 10**9, board_row("alice", 100_500.0, 500.0)))
+    assert view.leaderboard(state).plain.startswith("round 0 (before the first round")
+    reduce(state, RoundStarted(round=1, name="heat 1", cash=50_000.0, ts=2 * 10**9, seq=5))
+    assert state.round == 1
+    # The relay's once-a-second repeat of the old board, already on its way: ignored.
+    reduce(state, board(0, 3 * 10**9, board_row("alice", 100_900.0, 900.0)))
+    assert state.leaderboard is not None and state.leaderboard.round == 0
+    assert state.leaderboard.ts == 10**9
+    reduce(
+        state,
+        board(
+            1,
+            4 * 10**9,
+            board_row("bob", 51_250.5, 1_250.5, return_pct=2.501, max_drawdown=80.0, trades=12),
+            board_row("alice", 49_000.0, -1_000.0, return_pct=-2.0, trades=3, liquidations=1),
+            seq=9,
+        ),
+    )
+    text = view.leaderboard(state).plain.splitlines()
+    assert text[0] == "round 1 'heat 1', cash 50,000.0  ·  00:00:04.000  ·  top 2 of 2"
+    assert text[1].split() == [
+        "#", "account", "equity", "pnl", "return", "max", "dd", "trades", "liq"
+    ]  # fmt: skip
+    assert text[2].split() == ["1", "bob", "51,250.5", "1,250.5", "+2.50%", "80.0", "12", "0"]
+    assert text[3].split() == ["2", "alice", "49,000.0", "-1,000.0", "-2.00%", "0.0", "3", "1"]
+    assert len(view.leaderboard(state, rows=1).plain.splitlines()) == 3
+    assert "top 1 of 2" in view.leaderboard(state, rows=1).plain
+    # A relay that comes back on another history: its board counts, whatever its round.
+    reduce(state, Disconnected("gone"))
+    reduce(state, board(0, 5 * 10**9, board_row("carol", 1.0, 0.0)))
+    assert state.leaderboard is not None and state.leaderboard.rows[0].account == "carol"
+
+
+def test_rounds_remembered_are_bounded_and_an_unknown_round_has_a_plain_title() -> None:
+    state = MonitorState()
+    for n in range(1, 40):
+        reduce(state, RoundStarted(round=n, name=f"r{n}", cash=1.0, ts=n, seq=n))
+    assert len(state.rounds) <= 16 and max(state.rounds) == 39
+    reduce(state, board(40, 1))
+    assert view.leaderboard(state).plain.startswith("round 40  ·")
+    assert "no accounts" in view.leaderboard(state).plain
+
+
+def test_the_feed_asks_for_news_and_rounds_and_accounts_only_with_a_token() -> None:
+    assert channels(None) == [
+        "instruments", "book.*", "trades.*", "liquidations", "news", "rounds"
+    ]  # fmt: skip
+    assert channels("t")[-1] == "accounts" and {"news", "rounds"} <= set(channels("t"))
+    state = MonitorState()
+    for panel in PANELS:
+        reduce(state, SelectPanel(panel))
+        assert state.panel == panel
