@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import asdict
 from pathlib import Path
 from typing import TextIO
@@ -138,10 +138,15 @@ def table(rows: Sequence[Row]) -> str:
         ]
         for row in rows
     ]
-    widths = [max(len(h), *(len(line[i]) for line in body)) for i, h in enumerate(headers)]
-    left = {1, 2, 3}
+    return aligned(headers, body, left={1, 2, 3})
 
-    def fmt(cells: list[str]) -> str:
+
+def aligned(headers: Sequence[str], body: Sequence[Sequence[str]], left: Set[int]) -> str:
+    """``headers`` and ``body`` as columns two spaces apart: the columns numbered in ``left``
+    left-aligned, the others right-aligned (the arena's and the tournament's tables)."""
+    widths = [max([len(h), *(len(line[i]) for line in body)]) for i, h in enumerate(headers)]
+
+    def fmt(cells: Sequence[str]) -> str:
         return "  ".join(
             c.ljust(w) if i in left else c.rjust(w)
             for i, (c, w) in enumerate(zip(cells, widths, strict=True))
