@@ -234,7 +234,13 @@ class Exchange:
             case StartRound():
                 start_round(venue, command)
             case RankAccounts():
+                # Mark to market first: the leaderboard at seq L then agrees with each
+                # account's last account_update before L.
+                self._revalue()
+                if venue.touched_accounts or venue.liquidating:
+                    self._finish()
                 leaderboard(venue)
+                return events
             case _:
                 text = f"not a core command: {type(command).__name__}"
                 events.append(invalid(command, text))

@@ -9,7 +9,9 @@
   fees and realized PnL reset: it starts the round with the round's cash and nothing else,
   as a new account would. Then a ``round_started`` event; the accounts' ``account_update``s
   follow at the end of the command, like any command's.
-- ``leaderboard``: the standings as of now (the engine asks every ``leaderboard_interval_ms``):
+- ``leaderboard``: the standings as of now (the engine asks every ``leaderboard_interval_ms``,
+  after publishing the ``account_update`` of every account whose equity moved with the marks,
+  so a leaderboard agrees with each account's last update before it):
   every non-system account ranked by equity (ties: name), at most ``LEADERBOARD_ROWS``;
   published only when they differ from the last ones published.
 
