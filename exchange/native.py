@@ -50,6 +50,8 @@ COMPILED_MODULES = (
     "liquidation",
     "triggers",
     "operators",
+    "market_control",
+    "status",
     "publication",
     "exchange",
 )

@@ -52,6 +52,7 @@ from exchange.protocol.messages import (
     PublishNews,
     Register,
     Registered,
+    SetStatus,
     StartRound,
 )
 from exchange.protocol.replies import error_about, ref_of, rejection
@@ -308,11 +309,12 @@ _NAMES: dict[type, str] = {
         Ping,
         PublishNews,
         StartRound,
+        SetStatus,
     )
 }
 """Metric label of each request type: its wire ``type``."""
 
-_OPERATOR = frozenset({PublishNews, StartRound})
+_OPERATOR = frozenset({PublishNews, StartRound, SetStatus})
 """Requests only an operator session may send (PROTOCOL §3.3)."""
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from heapq import heapify, heappop, heappush
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from exchange.core.instruments import Instrument
 from exchange.protocol.messages import OrderType, SelfTradePrevention, TimeInForce
@@ -21,6 +21,10 @@ from exchange.protocol.messages import OrderType, SelfTradePrevention, TimeInFor
 if TYPE_CHECKING:
     from exchange.core.accounts import AccountState
 
+OPEN: Final = "open"
+HALTED: Final = "halted"
+AUCTION: Final = "auction"
+"""Trading states of a book (``OrderBook.state``, ``exchange.core.status``)."""
 NO_BID = 0
 NO_ASK = 0
 
@@ -157,6 +161,7 @@ class OrderBook:
         "last_bbo",
         "last_trade",
         "mark",
+        "state",
         "symbol",
     )
 
@@ -174,6 +179,8 @@ class OrderBook:
         self.changed_asks: set[int] = set()
         self.last_bbo: tuple[int, int, int, int] = (0, 0, 0, 0)
         self.mark: float = float(instrument.reference_ticks)
+        self.state = OPEN
+        """Trading status: ``open``, ``halted`` or ``auction`` (``exchange.core.status``)."""
 
     # ------------------------------------------------------------------ resting orders
 

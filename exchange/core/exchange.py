@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import Literal
 
 from exchange.core.accounts import AccountState
-from exchange.core.book import Order, OrderBook
+from exchange.core.book import AUCTION, OPEN, Order, OrderBook
 from exchange.core.clock import expire_due, next_deadline, schedule
 from exchange.core.config import CoreConfig
 from exchange.core.instruments import MONEY_SCALE
@@ -54,6 +54,10 @@ from exchange.core.risk import (
     would_cross,
 )
 from exchange.core.state import CoreState, decode, encode, state_hash
+from exchange.core.status import advance as advance_status
+from exchange.core.status import check_breakers, set_status, status_refusal
+from exchange.core.status import next_deadline as status_deadline
+from exchange.core.status import touched as auction_touched
 from exchange.core.trigger_book import CONDITIONAL_TYPES
 from exchange.core.triggers import accept as accept_pending
 from exchange.core.triggers import amend_pending, watch_reduce_only
@@ -70,6 +74,7 @@ from exchange.protocol.messages import (
     CoreCommand,
     CreateAccount,
     EngineEvent,
+    Fill,
     InstrumentInfo,
     Leaderboard,
     NewOrder,
@@ -79,6 +84,7 @@ from exchange.protocol.messages import (
     RankAccounts,
     RejectReason,
     Revalue,
+    SetStatus,
     StartRound,
 )
 from exchange.protocol.names import ACCOUNT_NAME, ACCOUNT_NAME_TEXT
@@ -123,9 +129,14 @@ class Exchange:
         return self.venue.standings
 
     def next_deadline(self) -> int | None:
-        """The earliest ``expire_at`` of a live GTD order or ``activate_at`` of a scheduled
-        order (None: none): when the engine should next submit ``AdvanceTime``."""
-        return next_deadline(self.venue)
+        """The earliest ``expire_at`` of a live GTD order, ``activate_at`` of a scheduled
+        order, or end of a halt or auction, or postponed ``auction`` event (None: none): when
+        the engine should next submit ``AdvanceTime``."""
+        orders = next_deadline(self.venue)
+        status = status_deadline(self.venue)
+        if orders is None or (status is not None and status < orders):
+            return status
+        return orders
 
     def symbols(self) -> list[str]:
         return list(self.venue.books)
@@ -229,6 +240,9 @@ class Exchange:
                 self._revalue()
             case AdvanceTime():
                 expire_due(venue, ts)
+                advance_status(venue, ts)
+            case SetStatus():
+                set_status(venue, command)
             case PublishNews():
                 publish_news(venue, command)
             case StartRound():
@@ -257,6 +271,11 @@ class Exchange:
         if book is None:
             self._reject(account, cmd, "unknown_symbol", f"unknown symbol {cmd.symbol!r}")
             return
+        if book.state != OPEN:
+            problem = status_refusal(book, cmd)
+            if problem is not None:
+                self._reject(account, cmd, "market_halted", problem)
+                return
         instrument = book.instrument
         order_type = cmd.order_type
         conditional = order_type in CONDITIONAL_TYPES
@@ -672,6 +691,9 @@ class Exchange:
         waiting = list(venue.liquidating.values()) if venue.liquidating else None
         retried = False
         while True:
+            for book in venue.touched_books.values():
+                if book.state == AUCTION:
+                    auction_touched(venue, book)
             moved = publish_books(venue)
             start = len(venue.events)
             suspects = touched_accounts
@@ -692,5 +714,7 @@ class Exchange:
                 run_triggers(venue, start)  # liquidations' trades fire stops too
             if not venue.touched_books:
                 break
+        if venue.breakers:
+            check_breakers(venue, [e for e in venue.events if type(e) is Fill])
         if touched_accounts:
             publish_accounts(venue)

@@ -21,7 +21,7 @@ command. Never used by the engine itself; it walks every order, so it costs O(st
 
 from __future__ import annotations
 
-from exchange.core.book import ARMED, SCHEDULED, Order
+from exchange.core.book import ARMED, OPEN, SCHEDULED, Order
 from exchange.core.clock import deadline_orders
 from exchange.core.risk import reducible
 from exchange.core.trigger_book import rises
@@ -53,7 +53,12 @@ def violations(venue: Venue) -> list[str]:
                     if order.price != price or order.is_buy != is_buy or order.leaves <= 0:
                         problems.append(f"{symbol} @{price}: misplaced order {order.order_id}")
                     live[order.order_id] = order
-        if book.best_bid and book.best_ask and book.best_bid >= book.best_ask:
+        if (
+            book.state == OPEN
+            and book.best_bid
+            and book.best_ask
+            and book.best_bid >= book.best_ask
+        ):
             problems.append(f"{symbol}: crossed book {book.best_bid} >= {book.best_ask}")
     indexed = 0
     waiting: dict[int, Order] = {}

@@ -8,7 +8,7 @@ Each function changes the ``Venue`` and appends the events it causes, with the n
 from __future__ import annotations
 
 from exchange.core.accounts import AccountState
-from exchange.core.book import Order, OrderBook
+from exchange.core.book import OPEN, Order, OrderBook
 from exchange.core.matching import match
 from exchange.core.orders import cancel_resting, expire, remember_done, report
 from exchange.core.venue import Venue
@@ -54,6 +54,8 @@ def close_positions(venue: Venue, account: AccountState) -> None:
         if not holding.qty:
             continue
         book = holding.book
+        if book.state != OPEN:  # halted or in auction: the close waits for the reopen
+            continue
         is_buy = holding.qty < 0
         limit = liquidation_limit(book, is_buy)
         if limit is None:

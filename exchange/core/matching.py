@@ -9,7 +9,7 @@ Each function changes the ``Venue`` and appends the events it causes, with the n
 from __future__ import annotations
 
 from exchange.core.accounts import Holding, apply_fill
-from exchange.core.book import Order
+from exchange.core.book import OPEN, Order
 from exchange.core.instruments import RATE_SCALE
 from exchange.core.orders import cancel_resting, expire, remember_done, rest, shrink, unlist
 from exchange.core.reports import fill_event, trade_report
@@ -29,6 +29,13 @@ def execute(venue: Venue, order: Order, limit: int, rests: bool) -> None:
     """Match an accepted (or re-priced) order up to ``limit`` ticks, then rest what is left
     (``rests``) or expire it."""
     book = order.book
+    if book.state != OPEN:  # halted or in auction: nothing trades (exchange.core.status)
+        if rests:
+            rest(venue, order)
+        else:
+            text = f"{book.symbol} is {book.state}: only gtc/gtd limit orders can rest"
+            expire(venue, order, "market_halted", text)
+        return
     if order.tif == "fok" and not fok_fillable(order, limit):
         expire(venue, order, "fok_unfilled", "not enough liquidity to fill the whole order")
         return

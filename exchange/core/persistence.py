@@ -7,8 +7,13 @@ watch) recomputed.
 
 from __future__ import annotations
 
-from exchange.core.book import Order, OrderBook
+from collections import deque
+
+import msgspec
+
+from exchange.core.book import OPEN, Order, OrderBook
 from exchange.core.clock import schedule
+from exchange.core.market_control import Control
 from exchange.core.orders import rest
 from exchange.core.state import (
     SNAPSHOT_VERSION,
@@ -19,6 +24,7 @@ from exchange.core.state import (
     HoldingState,
     LevelState,
     OrderState,
+    StatusState,
 )
 from exchange.core.triggers import pending_orders, restore_pending, watch_reduce_only
 from exchange.core.venue import Venue
@@ -73,6 +79,7 @@ def capture(venue: Venue) -> CoreState:
                 sides[1],
                 book.instrument.reference_ticks,
                 waiting.get(book.symbol, []),
+                _status_state(book, venue.controls[book.symbol]),
             )
         )
     done = [DoneOrder(*entry) for entry in venue.done.entries()]
@@ -142,6 +149,8 @@ def restore(venue: Venue, state: CoreState) -> None:
             pending.append(_order(venue, o, book))
         if snap_book.reference_ticks:
             book.instrument.set_reference(snap_book.reference_ticks)
+        if snap_book.status is not None:
+            _restore_status(book, venue.controls[book.symbol], snap_book.status)
         book.last_trade = snap_book.last_trade
         book.last_bbo = tuple(snap_book.last_bbo)  # type: ignore[assignment]
         book.mark = snap_book.mark
@@ -233,3 +242,31 @@ def _order_state(order: Order) -> OrderState:
         order.pending,
         order.reserve,
     )
+
+
+def _status_state(book: OrderBook, control: Control) -> StatusState | None:
+    if book.state == OPEN and not control.lows and not control.highs:
+        return None
+    return StatusState(
+        book.state,  # type: ignore[arg-type]
+        control.reason,
+        control.until,
+        control.reopen_auction_ns,
+        control.info_sent,
+        control.info_due,
+        list(control.lows),
+        list(control.highs),
+    )
+
+
+def _restore_status(book: OrderBook, control: Control, state: StatusState) -> None:
+    book.state = state.state
+    instrument = book.instrument
+    instrument.info = msgspec.structs.replace(instrument.info, status=state.state)
+    control.reason = state.reason
+    control.until = state.until
+    control.reopen_auction_ns = state.reopen_auction_ns
+    control.info_sent = state.info_sent
+    control.info_due = state.info_due
+    control.lows = deque((ts, ticks) for ts, ticks in state.lows)
+    control.highs = deque((ts, ticks) for ts, ticks in state.highs)

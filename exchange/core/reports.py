@@ -15,6 +15,7 @@ from exchange.core.book import Order, OrderBook
 from exchange.core.instruments import money_to_float
 from exchange.protocol.bounds import echo_int
 from exchange.protocol.messages import (
+    Aggressor,
     Bbo,
     CancelReject,
     Error,
@@ -26,7 +27,6 @@ from exchange.protocol.messages import (
     OrderInfo,
     OrderStatus,
     RejectReason,
-    Side,
 )
 from exchange.protocol.replies import ref_of
 
@@ -218,7 +218,7 @@ def fill_event(
     trade_id: int,
     price: float,
     qty: int,
-    aggressor: Side,
+    aggressor: Aggressor,
     buyer: Order,
     seller: Order,
     buyer_fee: int,

@@ -11,7 +11,7 @@ lowers it; a post-only order may not cross.
 from __future__ import annotations
 
 from exchange.core.accounts import AccountState, Holding
-from exchange.core.book import Order, OrderBook
+from exchange.core.book import OPEN, Order, OrderBook
 from exchange.core.instruments import RATE_SCALE
 from exchange.protocol.messages import NewOrder, RejectReason
 
@@ -27,7 +27,10 @@ def band(book: OrderBook) -> tuple[int, int]:
 
 
 def would_cross(book: OrderBook, is_buy: bool, price: int) -> bool:
-    """Whether a limit order at ``price`` would trade at once against the book."""
+    """Whether a limit order at ``price`` would trade at once against the book (never while
+    the book is halted or in auction: nothing trades then)."""
+    if book.state != OPEN:
+        return False
     if is_buy:
         return bool(book.best_ask and price >= book.best_ask)
     return bool(book.best_bid and price <= book.best_bid)

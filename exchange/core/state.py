@@ -15,7 +15,14 @@ from typing import Protocol
 
 import msgspec
 
-from exchange.protocol.messages import OrderStatus, OrderType, SelfTradePrevention, TimeInForce
+from exchange.protocol.messages import (
+    MarketState,
+    OrderStatus,
+    OrderType,
+    SelfTradePrevention,
+    StatusReason,
+    TimeInForce,
+)
 
 SNAPSHOT_VERSION = 3
 """2: ``OrderState.expire_at`` (GTD orders). 3: rounds, news and moved reference prices
@@ -57,6 +64,19 @@ class LevelState(msgspec.Struct, array_like=True, frozen=True):
     orders: list[OrderState]
 
 
+class StatusState(msgspec.Struct, array_like=True, frozen=True):
+    """A symbol's trading status record (``exchange.core.market_control.Control``)."""
+
+    state: MarketState
+    reason: StatusReason
+    until: int | None
+    reopen_auction_ns: int
+    info_sent: int
+    info_due: int | None
+    lows: list[tuple[int, int]]
+    highs: list[tuple[int, int]]
+
+
 class BookStateSnapshot(msgspec.Struct, array_like=True, frozen=True):
     symbol: str
     last_trade: int
@@ -69,6 +89,8 @@ class BookStateSnapshot(msgspec.Struct, array_like=True, frozen=True):
     pending: list[OrderState] = []
     """The symbol's waiting orders (armed conditional, scheduled), by order id; the trigger
     book and the activation schedule are rebuilt from them on restore."""
+    status: StatusState | None = None
+    """Trading status when not plainly open, or a circuit breaker's window (None: open)."""
 
 
 class HoldingState(msgspec.Struct, array_like=True, frozen=True):

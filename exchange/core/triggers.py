@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from heapq import heappush
 
-from exchange.core.book import ARMED, FIRING, NOT_PENDING, SCHEDULED, Order
+from exchange.core.book import ARMED, FIRING, NOT_PENDING, OPEN, SCHEDULED, Order
 from exchange.core.matching import execute
 from exchange.core.orders import expire, hold, report, rest, shrink, unlist, unrest
 from exchange.core.reports import status_of
@@ -116,6 +116,8 @@ def recheck(venue: Venue, symbol: str) -> None:
     they trade in turn. For whatever moves "last" without a trade: before the first trade it
     is the reference price, which a news shock moves (``operators.publish_news``)."""
     book = venue.books[symbol]
+    if book.state != OPEN:  # halted or in auction: stops wait for the reopen's uncross
+        return
     triggers = venue.triggers[symbol]
     if triggers.orders:
         firing = venue.firing

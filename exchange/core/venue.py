@@ -18,6 +18,7 @@ from exchange.core.config import CoreConfig
 from exchange.core.done import DoneOrders
 from exchange.core.instruments import MONEY_SCALE, Instrument
 from exchange.core.margin_watch import MarginWatch
+from exchange.core.market_control import Control
 from exchange.core.trigger_book import TriggerBook
 from exchange.protocol.messages import Leaderboard
 
@@ -32,7 +33,9 @@ class Venue:
         "api_keys",
         "armed",
         "books",
+        "breakers",
         "config",
+        "controls",
         "deadlines",
         "deadlines_limit",
         "done",
@@ -99,6 +102,10 @@ class Venue:
         self.events: list[Any] = []
         self.touched_books: dict[str, OrderBook] = {}
         self.touched_accounts: dict[str, AccountState] = {}
+        self.controls = {symbol: Control(book) for symbol, book in self.books.items()}
+        """Each symbol's trading-status record (``exchange.core.status``)."""
+        self.breakers = any(control.breaker_move for control in self.controls.values())
+        """Whether some instrument has a circuit breaker (else trades need no check)."""
         self.round = 0
         """The current round (``operators.start_round``); 0 before the first."""
         self.round_name = ""

@@ -48,6 +48,7 @@ from exchange.protocol.messages import (
     Error,
     ExecutionReport,
     Fill,
+    MarketStatus,
     News,
     RoundStarted,
 )
@@ -55,7 +56,15 @@ from exchange.service.outbox import Outbox
 
 _PUSHED = frozenset(
     kind
-    for kind in (ExecutionReport, AccountUpdate, CancelReject, CancelAllDone, News, RoundStarted)
+    for kind in (
+        ExecutionReport,
+        AccountUpdate,
+        CancelReject,
+        CancelAllDone,
+        News,
+        RoundStarted,
+        MarketStatus,
+    )
     if fans_out(str(kind.__struct_config__.tag)) or broadcast(str(kind.__struct_config__.tag))
 )
 """The events pushed to every other gateway too (``internal.fans_out``: private events of
@@ -244,7 +253,12 @@ class Publisher:
             elif kind is CancelReject:
                 reply.append(data)
                 stats.rejects[event.reject_reason] += 1
-            elif kind is CancelAllDone or kind is News or kind is RoundStarted:
+            elif (
+                kind is CancelAllDone
+                or kind is News
+                or kind is RoundStarted
+                or kind is MarketStatus
+            ):
                 reply.append(data)
         stats.events += count
         if push:

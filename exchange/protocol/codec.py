@@ -47,6 +47,7 @@ from exchange.protocol.messages import (
     LoggedIn,
     MarketDataMessage,
     MarketDataRequest,
+    MarketStatus,
     NewOrder,
     News,
     OrderState,
@@ -275,8 +276,8 @@ routing_header_decoder: msgspec.json.Decoder[RoutingHeader] = msgspec.json.Decod
 """The ``RoutingHeader`` of one private message from the engine."""
 
 private_event_decoder: msgspec.json.Decoder[
-    ExecutionReport | AccountUpdate | News | RoundStarted
-] = msgspec.json.Decoder(ExecutionReport | AccountUpdate | News | RoundStarted)
+    ExecutionReport | AccountUpdate | News | RoundStarted | MarketStatus
+] = msgspec.json.Decoder(ExecutionReport | AccountUpdate | News | RoundStarted | MarketStatus)
 """One event that fans out (``internal.fans_out``) or is broadcast (``internal.broadcast``),
 decoded in full."""
 

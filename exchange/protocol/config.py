@@ -17,6 +17,18 @@ import msgspec
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "default.toml"
 
 
+class CircuitBreaker(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An instrument's circuit breaker (PROTOCOL §3.2): when the last trade moves more than
+    ``move`` (a fraction) from the lowest or highest trade of the last ``window_s`` seconds,
+    the instrument halts for ``halt_s`` seconds, then reopens through an auction of
+    ``auction_s`` seconds (0: straight to open)."""
+
+    move: float
+    window_s: float = 60.0
+    halt_s: float = 60.0
+    auction_s: float = 10.0
+
+
 class InstrumentSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """An instrument as configured (display units), e.g. from the ``[[instruments]]`` TOML table."""
 
@@ -31,6 +43,7 @@ class InstrumentSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     price_band: float = 0.1
     maker_fee: float = 0.0
     taker_fee: float = 0.0
+    circuit_breaker: CircuitBreaker | None = None
 
 
 class AccountSpec(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

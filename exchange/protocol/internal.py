@@ -34,6 +34,7 @@ from exchange.protocol.messages import (
     NewOrder,
     PriceLevel,
     PublishNews,
+    SetStatus,
     StartRound,
 )
 
@@ -80,7 +81,7 @@ class Operate(_Envelope, frozen=True, tag="operate"):
     """An operator command from an admin session (the gateway has checked the session is
     one, PROTOCOL §3.3): journaled and applied like an order command."""
 
-    command: PublishNews | StartRound
+    command: PublishNews | StartRound | SetStatus
 
 
 GatewayToEngine = Submit | Authenticate | RegisterAccount | Query | Operate
@@ -128,12 +129,13 @@ def fans_out(message_type: str) -> bool:
     return message_type in _FAN_OUT
 
 
-_BROADCAST = frozenset({"news", "round_started"})
+_BROADCAST = frozenset({"news", "round_started", "market_status"})
 
 
 def broadcast(message_type: str) -> bool:
     """Whether a message whose ``type`` is ``message_type`` goes to every logged-in session
-    of every gateway (``news``, ``round_started``: PROTOCOL §3.3), the requesting operator's
+    of every gateway (``news``, ``round_started``, ``market_status``: PROTOCOL §3.2, §3.3),
+    the requesting operator's
     own copy echoing its ``req_id``. The engine pushes these to every other gateway. Never
     raises."""
     return message_type in _BROADCAST

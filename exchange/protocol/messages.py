@@ -24,6 +24,10 @@ SelfTradePrevention = Literal["expire_taker", "expire_maker", "expire_both"]
 ExecType = Literal["new", "trade", "canceled", "replaced", "rejected", "expired", "triggered"]
 OrderStatus = Literal["new", "partially_filled", "filled", "canceled", "rejected", "expired"]
 Liquidity = Literal["maker", "taker"]
+Aggressor = Literal["buy", "sell", "auction"]
+"""The side that took liquidity; ``auction`` for the trades of an auction's uncross (§3.2)."""
+MarketState = Literal["open", "halted", "auction"]
+StatusReason = Literal["admin", "circuit_breaker", "schedule"]
 RequestInt = Annotated[int, msgspec.Meta(ge=-(2**63) + 1, le=2**63 - 1)]
 """An integer a client may use as an id: signed 64-bit, so every reply can echo it."""
 RequestId = str | RequestInt | None
@@ -52,6 +56,7 @@ RejectReason = Literal[
     "invalid_order",
     "gtd_expired",
     "reduce_only",
+    "market_halted",
 ]
 
 ErrorCode = Literal[
@@ -210,7 +215,20 @@ class StartRound(_Request, frozen=True, tag="start_round"):
     cash: Annotated[float, msgspec.Meta(gt=0.0, le=1e15)] = 100_000.0
 
 
-OperatorCommand = PublishNews | StartRound
+class SetStatus(_Request, frozen=True, tag="set_status"):
+    """Operator request (admin sessions only, PROTOCOL §3.2): the trading status of ``symbol``
+    (``*``: every symbol). ``halted`` with ``until`` (ns) reopens by itself then, through an
+    auction of ``auction_s`` seconds (0 or absent: straight to ``open``); ``auction`` with
+    ``auction_s`` ends (uncross, then ``open``) after that long, without it at the next
+    ``set_status`` ``open``."""
+
+    symbol: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    status: MarketState
+    until: Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)] | None = None
+    auction_s: Annotated[float, msgspec.Meta(ge=0.0, le=86_400.0)] | None = None
+
+
+OperatorCommand = PublishNews | StartRound | SetStatus
 """What only an admin session may send (§3.3); ``error`` ``forbidden`` from anyone else."""
 ClientRequest = (
     Login
@@ -224,6 +242,7 @@ ClientRequest = (
     | Ping
     | PublishNews
     | StartRound
+    | SetStatus
 )
 """What a client may send the gateway's order-entry port."""
 OrderCommand = NewOrder | CancelOrder | AmendOrder | CancelAll
@@ -239,6 +258,7 @@ CoreCommand = (
     | RankAccounts
     | PublishNews
     | StartRound
+    | SetStatus
 )
 """Everything ``Exchange.submit`` accepts, and so everything the journal records."""
 
@@ -470,6 +490,34 @@ class News(_Server, frozen=True, tag="news"):
     req_id: RequestId = None
 
 
+class MarketStatus(_Server, frozen=True, tag="market_status"):
+    """An instrument's trading status changed (§3.2): to every gateway session and on the
+    relay's ``status`` channel. ``until``: when a halt or an auction ends by itself (ns)."""
+
+    symbol: str
+    status: MarketState
+    reason: StatusReason
+    until: int | None
+    ts: int
+    seq: int
+    req_id: RequestId = None
+
+
+class AuctionInfo(_Server, frozen=True, tag="auction"):
+    """The state of an instrument's call auction (§3.2, relay ``status`` channel): the price
+    and quantity that would trade if it uncrossed now (null and 0 when nothing crosses), the
+    signed imbalance (buy - sell) at that price, and when it ends (ns, null: at an operator's
+    ``set_status`` ``open``)."""
+
+    symbol: str
+    indicative_price: float | None
+    indicative_qty: int
+    imbalance: int
+    ends_at: int | None
+    ts: int
+    seq: int
+
+
 class RoundStarted(_Server, frozen=True, tag="round_started"):
     """A new round began (§3.3): to every gateway session and on the relay's ``rounds``."""
 
@@ -515,6 +563,7 @@ GatewayMessage = (
     | Orders
     | News
     | RoundStarted
+    | MarketStatus
 )
 """What the gateway sends its clients."""
 
@@ -559,6 +608,8 @@ class InstrumentInfo(msgspec.Struct, frozen=True, gc=False):
     price_band: float
     maker_fee: float
     taker_fee: float
+    status: MarketState = "open"
+    """The instrument's trading status now (§3.2)."""
 
 
 class Instruments(_Server, frozen=True, tag="instruments"):
@@ -589,7 +640,7 @@ class Trade(_Server, frozen=True, tag="trade"):
     trade_id: int
     price: float
     qty: int
-    aggressor: Side
+    aggressor: Aggressor
     ts: int
     seq: int
 
@@ -640,6 +691,8 @@ MarketDataMessage = (
     | News
     | RoundStarted
     | Leaderboard
+    | MarketStatus
+    | AuctionInfo
 )
 """What the market-data relay sends its subscribers (``account_update`` only on the
 ``accounts`` channel, with a monitor token)."""
@@ -668,7 +721,7 @@ class Fill(_Server, frozen=True, tag="fill"):
     trade_id: int
     price: float
     qty: int
-    aggressor: Side
+    aggressor: Aggressor
     buy_account: str
     sell_account: str
     buy_order_id: int
@@ -693,5 +746,7 @@ EngineEvent = (
     | News
     | RoundStarted
     | Leaderboard
+    | MarketStatus
+    | AuctionInfo
 )
 """What ``exchange.core.Exchange.submit`` returns: each carries the engine-wide ``seq``."""

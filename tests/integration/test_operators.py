@@ -178,4 +178,44 @@ def test_a_bad_scenario_stops_the_engine_before_it_starts(tmp_path: Path) -> Non
         timeout=seconds(30),
     )
     assert done.returncode == 2
-    assert "bad.toml, entry 1: needs exactly one of news, start_round" in done.stderr
+    assert "bad.toml, entry 1: needs exactly one of news, status, start_round" in done.stderr
+
+
+async def test_an_operator_halts_and_auctions_a_symbol_and_the_engine_reopens_it() -> None:
+    async with (
+        venue() as (_, gateway, _relay),
+        gateway_client(gateway.port, "admin-key") as admin,
+        gateway_client(gateway.port, "alice-key") as alice,
+        gateway_client(gateway.port, "bob-key") as bob,
+    ):
+        await alice.send({"type": "set_status", "symbol": "AAPL", "status": "halted", "req_id": 1})
+        refused = await alice.expect("error", req_id=1)
+        assert refused["code"] == "forbidden"
+        await admin.send({"type": "set_status", "symbol": "AAPL", "status": "halted", "req_id": 2})
+        own = await admin.expect("market_status")
+        assert (own["status"], own["reason"], own["req_id"]) == ("halted", "admin", 2)
+        heard = await alice.expect("market_status")
+        assert heard["symbol"] == "AAPL" and heard["req_id"] is None
+        await alice.send(
+            {"type": "new_order", "symbol": "AAPL", "side": "buy", "qty": 1, "price": 190.0}
+        )
+        rejected = await alice.expect("execution_report")
+        assert rejected["reject_reason"] == "market_halted"
+        await admin.send(
+            {"type": "set_status", "symbol": "AAPL", "status": "auction", "auction_s": 0.3}
+        )
+        await alice.expect("market_status", status="auction")
+        await alice.send(
+            {"type": "new_order", "symbol": "AAPL", "side": "buy", "qty": 2, "price": 191.0}
+        )
+        await alice.expect("execution_report", exec_type="new")
+        await bob.send(
+            {"type": "new_order", "symbol": "AAPL", "side": "sell", "qty": 2, "price": 189.0}
+        )
+        await bob.expect("execution_report", exec_type="new")
+        # The engine's clock ends the auction: the book uncrosses, then opens.
+        trade = await bob.expect("execution_report", exec_type="trade", timeout=5)
+        # 189 and 191 trade 2 each with no imbalance, both 1.00 from the reference 190: lower
+        assert (trade["last_px"], trade["last_qty"], trade["liquidity"]) == (189.0, 2, "maker")
+        opened = await bob.expect("market_status", status="open")
+        assert opened["reason"] == "schedule"
