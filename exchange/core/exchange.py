@@ -87,7 +87,7 @@ from exchange.protocol.messages import (
     SetStatus,
     StartRound,
 )
-from exchange.protocol.names import ACCOUNT_NAME, ACCOUNT_NAME_TEXT
+from exchange.protocol.names import ACCOUNT_NAME, ACCOUNT_NAME_TEXT, SCENARIO
 
 
 class Exchange:
@@ -242,7 +242,7 @@ class Exchange:
                 expire_due(venue, ts)
                 advance_status(venue, ts)
             case SetStatus():
-                set_status(venue, command)
+                set_status(venue, command, "schedule" if account == SCENARIO else "admin")
             case PublishNews():
                 publish_news(venue, command)
             case StartRound():

@@ -41,6 +41,7 @@ from exchange.engine.scenario import ScenarioPlayer
 from exchange.engine.sequencer import Sequencer
 from exchange.protocol.config import SystemConfig
 from exchange.protocol.messages import AdvanceTime, OperatorCommand, RankAccounts, Revalue
+from exchange.protocol.names import SCENARIO
 from exchange.protocol.scenario import Scenario
 from exchange.service.http import http_handler
 
@@ -252,9 +253,9 @@ class EngineApp:
         self.publisher.publish(events, None)
 
     def operate(self, command: OperatorCommand) -> None:
-        """An operator command of the engine's own (a scenario entry): journaled and
-        published like one from an operator session."""
-        events = self.sequencer.submit("", command)
+        """An operator command of the engine's own (a scenario entry): journaled (under the
+        ``names.SCENARIO`` account) and published like one from an operator session."""
+        events = self.sequencer.submit(SCENARIO, command)
         self.stats.commands[type(command).__name__] += 1
         self.publisher.publish(events, None)
 

@@ -29,3 +29,9 @@ ACCOUNT_NAME_TEXT = (
 def valid_account_name(name: str) -> bool:
     """Whether a client may open an account called ``name``. Never raises."""
     return ACCOUNT_NAME.fullmatch(name) is not None
+
+
+SCENARIO = "@scenario"
+"""The ``account`` the engine journals its scenario's operator commands under (no account can
+have this name): the core tells them from an operator's, e.g. a scenario's ``set_status``
+carries reason ``schedule``."""

@@ -152,6 +152,7 @@ async def test_the_engine_plays_a_scenario_on_its_clock(tmp_path: Path) -> None:
         '[[scenario]]\nat_s = 0\nnews = { headline = "open", symbols = ["AAPL"] }\n'
         "shock = 0.1\n"
         '[[scenario]]\nat_s = 0.2\nstart_round = { name = "scripted", cash = 1000 }\n'
+        '[[scenario]]\nat_s = 0.3\nstatus = { symbol = "MSFT", status = "halted" }\n'
     )
     engine = EngineApp(CONFIG, data_dir=tmp_path / "data", scenario=load_scenario(path))
     await engine.start()
@@ -162,6 +163,12 @@ async def test_the_engine_plays_a_scenario_on_its_clock(tmp_path: Path) -> None:
             started = await events.expect("round_started")
             assert (started["name"], started["cash"]) == ("scripted", 1000.0)
             assert started["seq"] > news["seq"]
+            halted = await events.expect("market_status")
+            assert (halted["symbol"], halted["status"], halted["reason"]) == (
+                "MSFT",
+                "halted",
+                "schedule",
+            )
         assert engine.scenario is not None and engine.scenario.next_due() is None
     finally:
         await engine.stop()
