@@ -45,9 +45,11 @@ from bots.book import Book, Level
 from exchange.protocol.messages import (
     Account,
     AccountUpdate,
+    AuctionInfo,
     ExecutionReport,
     InstrumentInfo,
     Limits,
+    MarketStatus,
     News,
     Position,
     RoundStarted,
@@ -58,6 +60,7 @@ __all__ = [
     "Account",
     "AccountUpdate",
     "Amend",
+    "AuctionInfo",
     "Book",
     "Cancel",
     "CancelAll",
@@ -70,6 +73,7 @@ __all__ = [
     "Level",
     "LimitOrder",
     "MarketOrder",
+    "MarketStatus",
     "News",
     "Order",
     "OrderIntent",
@@ -367,6 +371,11 @@ class Context:
         """The venue's current round (PROTOCOL §3.3); 0 until a ``round_started`` arrived."""
         self.news: list[News] = []
         """The latest news items (up to ``NEWS_HISTORY``), oldest first."""
+        self.statuses: dict[str, MarketStatus] = {}
+        """The latest ``market_status`` of each symbol (highest ``seq``; from the gateway and
+        the relay's ``status`` channel). ``status()`` reads it."""
+        self.auctions: dict[str, AuctionInfo] = {}
+        """The latest ``auction`` (indicative price and quantity) of each symbol in auction."""
 
     @classmethod
     def for_test(
@@ -431,6 +440,22 @@ class Context:
     def instrument(self, symbol: str | None = None) -> InstrumentInfo | None:
         """Tick size, fees, margin rates... of ``symbol`` (None before ``instruments`` came)."""
         return self.instruments.get(symbol or self.symbol)
+
+    def status(self, symbol: str | None = None) -> str:
+        """The trading status of ``symbol`` (default: the main symbol): ``open``, ``halted``
+        (new orders are rejected ``market_halted``; cancels work) or ``auction`` (limit orders
+        rest without matching; market, IOC and FOK orders are rejected). From the latest
+        ``market_status``, else the ``instruments`` list; ``open`` before either came."""
+        symbol = symbol or self.symbol
+        known = self.statuses.get(symbol)
+        if known is not None:
+            return known.status
+        info = self.instruments.get(symbol)
+        return info.status if info is not None else "open"
+
+    def auction(self, symbol: str | None = None) -> AuctionInfo | None:
+        """The latest ``auction`` of ``symbol`` while it is in auction, else None."""
+        return self.auctions.get(symbol or self.symbol)
 
     def bbo(self, symbol: str | None = None) -> tuple[float | None, float | None]:
         """(best bid price, best ask price); None for an empty side."""
@@ -570,6 +595,14 @@ class Strategy(Generic[ConfigT]):
     def on_round(self, ctx: Context, started: RoundStarted) -> Intents:
         """A new round began: your orders were cancelled, your positions closed, and your
         cash is ``started.cash`` (the account update follows). ``ctx.round`` is its number."""
+        return None
+
+    def on_status(self, ctx: Context, status: MarketStatus) -> Intents:
+        """A symbol's trading status changed (``status.symbol``, ``status.status``:
+        ``open``, ``halted``, ``auction``; ``status.until``: when it ends by itself, ns or
+        None). Any symbol, not only yours (``*`` halts every one). ``ctx.status()`` already
+        says the new status. Halted: new orders are rejected; auction: only limit orders
+        that rest (no market, IOC or FOK)."""
         return None
 
     def on_stop(self, ctx: Context) -> Intents:

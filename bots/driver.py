@@ -7,6 +7,10 @@
   an outbox. ``market_data`` returns the symbols whose book must be resubscribed.
 - ``take_requests(now)`` hands out the requests the token bucket allows (below the
   account's limits); ``send_delay(now)`` says when to ask again.
+- a ``market_status`` (from either connection) that changes a symbol's status runs
+  ``on_status``; new orders the exchange would refuse for the status (any while ``halted``;
+  market, IOC and FOK while in ``auction``) are dropped here and counted
+  (``dropped_market_halted``), as orders over ``max_open_orders`` are.
 - ``timer(now)`` runs ``on_timer``; ``stop_requests()`` runs ``on_stop`` and returns the
   remaining requests plus a ``cancel_all``.
 
@@ -24,6 +28,7 @@ from bots.state import BotState, OrderRequest
 from exchange.protocol.messages import (
     Account,
     AccountUpdate,
+    AuctionInfo,
     BookSnapshot,
     BookUpdate,
     CancelAll,
@@ -35,6 +40,7 @@ from exchange.protocol.messages import (
     GetOrders,
     Instruments,
     Limits,
+    MarketStatus,
     NewOrder,
     News,
     Orders,
@@ -124,6 +130,10 @@ class BotDriver:
             case Instruments():
                 self.state.instruments(message)
                 self._maybe_start()
+            case MarketStatus():
+                self._market_status(message)
+            case AuctionInfo():
+                self.state.auction(message)
         resubscribe = self.state.take_resubscribe()
         self.stats["resubscribes"] += len(resubscribe)
         return resubscribe
@@ -167,12 +177,22 @@ class BotDriver:
                 if self.started and self.logged_in:
                     self._call("on_news", message)
                     self._decide()
+            case MarketStatus():
+                self._market_status(message)
             case RoundStarted():
                 self.context.round = message.round
                 self.stats["rounds"] += 1
                 if self.started and self.logged_in:
                     self._call("on_round", message)
                     self._decide()
+
+    def _market_status(self, message: MarketStatus) -> None:
+        if not self.state.market_status(message):
+            return
+        self.stats["status_changes"] += 1
+        if self.started and self.logged_in:
+            self._call("on_status", message)
+            self._decide()
 
     def timer(self, now: float) -> None:
         """A tick of the strategy's timer (every ``strategy.timer_interval`` seconds)."""
@@ -259,6 +279,12 @@ class BotDriver:
             if request is None:
                 self.stats["intents_ignored"] += 1
                 continue
+            if isinstance(request, NewOrder) and _refused_for_status(
+                request, self.context.status(request.symbol)
+            ):
+                self.context.orders.pop(request.client_order_id or "", None)
+                self.stats["dropped_market_halted"] += 1
+                continue
             if (
                 isinstance(request, NewOrder)
                 and limits is not None
@@ -269,3 +295,12 @@ class BotDriver:
                 self.stats["dropped_max_open_orders"] += 1
                 continue
             self.outbox.append(request)
+
+
+def _refused_for_status(order: NewOrder, status: str) -> bool:
+    """Whether the exchange would reject ``order`` ``market_halted`` (PROTOCOL §3.2)."""
+    if status == "halted":
+        return True
+    if status == "auction":
+        return order.order_type == "market" or order.tif in ("ioc", "fok")
+    return False

@@ -4,8 +4,8 @@
 
 - gateway: log in (``cancel_on_disconnect`` on), resync account and orders, then feed every
   message to the driver; requests go out in batches as the driver's rate limit allows;
-- relay: subscribe to ``instruments``, ``book.S`` and ``trades.S`` for every symbol, feed
-  the driver, and unsubscribe + subscribe a book whose ``prev_seq`` chain broke.
+- relay: subscribe to ``instruments``, ``status``, ``book.S`` and ``trades.S`` for every
+  symbol, feed the driver, and unsubscribe + subscribe a book whose ``prev_seq`` chain broke.
 
 Either connection is re-established after it drops (backoff 0.2 s doubling to 5 s); while a
 server has never been reached in the first ``STARTUP_GRACE_S`` (the whole system starting
@@ -303,7 +303,7 @@ class BotRunner:
 
     async def _marketdata_session(self, ws: ClientConnection) -> None:
         symbols = self.driver.context.symbols
-        channels = ["instruments"]
+        channels = ["instruments", "status"]
         for symbol in symbols:
             channels += [f"book.{symbol}", f"trades.{symbol}"]
         subscribe = Subscribe(channels=channels, depth=self.settings.depth, req_id="bot")

@@ -4,7 +4,8 @@
 
 - market data: books from ``book_snapshot`` + ``book_update`` with the ``prev_seq`` chain
   checked per symbol (a broken chain marks the symbol out of sync until a new snapshot),
-  recent trades, instruments. Heartbeats are not compared with the books: their ``seqs``
+  recent trades, instruments, trading status (``market_status`` from either connection, the
+  newest ``seq`` wins; ``auction``). Heartbeats are not compared with the books: their ``seqs``
   are the relay's full-book seqs, which run ahead of a depth-limited view legitimately;
 - order entry: own orders from the intents sent and the execution reports, cancel rejects,
   errors and ``orders`` answers that come back; the account from ``account_update``.
@@ -20,6 +21,7 @@ from exchange.protocol.messages import (
     Account,
     AccountUpdate,
     AmendOrder,
+    AuctionInfo,
     BookSnapshot,
     BookUpdate,
     CancelAll,
@@ -28,6 +30,7 @@ from exchange.protocol.messages import (
     Error,
     ExecutionReport,
     Instruments,
+    MarketStatus,
     NewOrder,
     Orders,
     Trade,
@@ -58,6 +61,25 @@ class BotState:
     def instruments(self, message: Instruments) -> None:
         for info in message.instruments:
             self.context.instruments[info.symbol] = info
+
+    def market_status(self, message: MarketStatus) -> bool:
+        """Record a symbol's status (ignored when older than the one known: the gateway and the
+        relay both deliver it); returns whether the symbol's status changed."""
+        ctx = self.context
+        known = ctx.statuses.get(message.symbol)
+        if known is not None and message.seq <= known.seq:
+            return False
+        before = ctx.status(message.symbol)
+        ctx.statuses[message.symbol] = message
+        if message.status != "auction":
+            ctx.auctions.pop(message.symbol, None)
+        ctx.now_ns = max(ctx.now_ns, message.ts)
+        return message.status != before
+
+    def auction(self, message: AuctionInfo) -> None:
+        known = self.context.auctions.get(message.symbol)
+        if known is None or message.seq > known.seq:
+            self.context.auctions[message.symbol] = message
 
     def book_snapshot(self, message: BookSnapshot) -> api.Book | None:
         """Replace the book; returns it (None for a symbol the bot does not follow)."""

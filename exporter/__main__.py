@@ -1,5 +1,5 @@
-"""``python -m exporter``: write trades.csv, performance.csv, news.csv and rounds.csv from the
-engine's event stream.
+"""``python -m exporter``: write trades.csv, performance.csv, news.csv, rounds.csv and
+status.csv from the engine's event stream.
 
 Flags (each also ``EXCHANGE_EXPORTER_<FLAG>`` / ``EXCHANGE_<FLAG>``, then the config file's
 ``[exporter]``): ``--upstream`` (ws://127.0.0.1:9002), ``--out`` (./out), ``--config``,
@@ -26,7 +26,8 @@ def parse_settings(
 ) -> tuple[dict[str, Any], SystemConfig]:
     """Flags > environment > config file > defaults. Raises ConfigError or ValueError."""
     parser = base_parser(
-        "exporter", "Export trades.csv, performance.csv, news.csv and rounds.csv from the engine."
+        "exporter",
+        "Export trades.csv, performance.csv, news.csv, rounds.csv and status.csv from the engine.",
     )
     parser.add_argument("--upstream", default=None, help="engine event port URL")
     parser.add_argument("--out", default=None, help="output directory (./out)")

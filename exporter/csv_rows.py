@@ -1,5 +1,5 @@
 """The rows of the exporter's CSV files (pure): trades.csv and performance.csv exactly as
-PROTOCOL.md §5 lists them; news.csv and rounds.csv as docs/protocol.md adds them.
+PROTOCOL.md §5 lists them; news.csv, rounds.csv and status.csv as docs/protocol.md adds them.
 
 Formatting rules (documented in docs/processes/exporter.md):
 
@@ -16,6 +16,7 @@ Formatting rules (documented in docs/processes/exporter.md):
 - Every row is one physical line (recovery reads the files' tails line by line): a line
   break (``\r\n``, ``\r``, ``\n``) inside a news ``headline`` or ``body`` becomes one space.
 - news.csv: ``symbols`` joined by ``;``; ``shock`` and ``body`` empty when null.
+- status.csv: ``until`` in integer nanoseconds like ``ts_ns``, empty when null.
 """
 
 from __future__ import annotations
@@ -26,7 +27,14 @@ import time
 from collections.abc import Iterable
 
 from exchange.protocol.display import decimal_text
-from exchange.protocol.messages import AccountUpdate, Fill, News, Position, RoundStarted
+from exchange.protocol.messages import (
+    AccountUpdate,
+    Fill,
+    MarketStatus,
+    News,
+    Position,
+    RoundStarted,
+)
 
 TRADES_HEADER: tuple[str, ...] = (
     "ts",
@@ -71,6 +79,7 @@ NEWS_HEADER: tuple[str, ...] = (
     "body",
 )
 ROUNDS_HEADER: tuple[str, ...] = ("ts", "ts_ns", "seq", "round", "name", "cash")
+STATUS_HEADER: tuple[str, ...] = ("ts", "ts_ns", "seq", "symbol", "status", "reason", "until")
 SEQ_COLUMN = 2
 TS_NS_COLUMN = 1
 
@@ -180,6 +189,19 @@ def round_row(event: RoundStarted) -> list[str]:
         str(event.round),
         one_line(event.name),
         number(event.cash),
+    ]
+
+
+def status_row(event: MarketStatus) -> list[str]:
+    """One status.csv row (STATUS_HEADER order) for a ``market_status`` event."""
+    return [
+        iso_ts(event.ts),
+        str(event.ts),
+        str(event.seq),
+        event.symbol,
+        event.status,
+        event.reason,
+        "" if event.until is None else str(event.until),
     ]
 
 

@@ -22,7 +22,7 @@ import structlog
 
 from exchange.protocol.config import ExporterSection
 from exchange.protocol.internal import EngineSnapshot
-from exchange.protocol.messages import AccountUpdate, Fill, News, RoundStarted
+from exchange.protocol.messages import AccountUpdate, Fill, MarketStatus, News, RoundStarted
 from exchange.service.event_stream import EventStream
 from exchange.service.stats import LatencyHistogram
 from exporter.state import HEADERS, recover
@@ -120,6 +120,8 @@ class Exporter:
                 sink.add_news(event)
             elif kind is RoundStarted:
                 sink.add_round(event)
+            elif kind is MarketStatus:
+                sink.add_status(event)
         sink.advance(events[-1].seq)
 
     def _on_snapshot(self, snapshot: EngineSnapshot, requested: int | None) -> None:

@@ -34,6 +34,7 @@ from exporter.csv_rows import (
     PERFORMANCE_HEADER,
     ROUNDS_HEADER,
     SEQ_COLUMN,
+    STATUS_HEADER,
     TRADES_HEADER,
     TS_NS_COLUMN,
     header_line,
@@ -45,11 +46,13 @@ TRADES_FILE = "trades.csv"
 PERFORMANCE_FILE = "performance.csv"
 NEWS_FILE = "news.csv"
 ROUNDS_FILE = "rounds.csv"
+STATUS_FILE = "status.csv"
 HEADERS = {
     TRADES_FILE: TRADES_HEADER,
     PERFORMANCE_FILE: PERFORMANCE_HEADER,
     NEWS_FILE: NEWS_HEADER,
     ROUNDS_FILE: ROUNDS_HEADER,
+    STATUS_FILE: STATUS_HEADER,
 }
 """Every CSV file of an ``--out`` directory, in the order a flush writes them."""
 

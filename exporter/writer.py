@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from exchange.protocol.messages import AccountUpdate, Fill, News, RoundStarted
+from exchange.protocol.messages import AccountUpdate, Fill, MarketStatus, News, RoundStarted
 from exporter.csv_rows import (
     TS_NS_COLUMN,
     format_rows,
@@ -25,6 +25,7 @@ from exporter.csv_rows import (
     news_row,
     performance_row,
     round_row,
+    status_row,
     trade_row,
 )
 from exporter.state import (
@@ -33,6 +34,7 @@ from exporter.state import (
     PERFORMANCE_FILE,
     ROUNDS_FILE,
     STATE_FILE,
+    STATUS_FILE,
     TRADES_FILE,
     FileTail,
     ResumePoint,
@@ -124,6 +126,7 @@ class CsvSink:
         self.performance = self.files[PERFORMANCE_FILE]
         self.news = self.files[NEWS_FILE]
         self.rounds = self.files[ROUNDS_FILE]
+        self.status = self.files[STATUS_FILE]
         self.sampler = PerformanceSampler(
             self.interval_ns, resume.files[PERFORMANCE_FILE].tail_rows
         )
@@ -175,6 +178,10 @@ class CsvSink:
     def add_round(self, event: RoundStarted) -> None:
         if event.seq > self.rounds.last_seq:
             self.rounds.add(event.seq, round_row(event))
+
+    def add_status(self, event: MarketStatus) -> None:
+        if event.seq > self.status.last_seq:
+            self.status.add(event.seq, status_row(event))
 
     def advance(self, seq: int) -> None:
         """Every event up to ``seq`` has been given to ``add_*``."""

@@ -23,8 +23,13 @@ from marketdata.server import MarketDataRelay
 
 
 def instrument_infos(config: SystemConfig) -> list[InstrumentInfo]:
-    """The configured instruments in their public shape (used until the engine's arrive)."""
-    return [InstrumentInfo(**msgspec.structs.asdict(spec)) for spec in config.instruments]
+    """The configured instruments in their public shape (used until the engine's arrive):
+    the spec's fields that are public (not e.g. its ``circuit_breaker``)."""
+    public = frozenset(InstrumentInfo.__struct_fields__)
+    return [
+        InstrumentInfo(**{k: v for k, v in msgspec.structs.asdict(spec).items() if k in public})
+        for spec in config.instruments
+    ]
 
 
 def parse_settings(

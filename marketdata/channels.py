@@ -1,7 +1,7 @@
 """Public channel names and what one connection is subscribed to (pure: no I/O).
 
 Names (PROTOCOL.md §4): ``book.S``, ``trades.S``, ``bbo.S`` for a symbol ``S`` or ``*`` (every
-symbol), and ``liquidations``, ``accounts``, ``instruments``, ``news``, ``rounds``. A
+symbol), and ``liquidations``, ``accounts``, ``instruments``, ``status``, ``news``, ``rounds``. A
 ``Channel`` is the concrete pair ``(kind, symbol)`` (symbol None for the global channels)
 that messages are fanned out on; a wildcard name expands to one channel per symbol.
 
@@ -22,11 +22,12 @@ BBO = "bbo"
 LIQUIDATIONS = "liquidations"
 ACCOUNTS = "accounts"
 INSTRUMENTS = "instruments"
+STATUS = "status"
 NEWS = "news"
 ROUNDS = "rounds"
 
 SYMBOL_KINDS = frozenset({BOOK, TRADES, BBO})
-GLOBAL_KINDS = frozenset({LIQUIDATIONS, ACCOUNTS, INSTRUMENTS, NEWS, ROUNDS})
+GLOBAL_KINDS = frozenset({LIQUIDATIONS, ACCOUNTS, INSTRUMENTS, STATUS, NEWS, ROUNDS})
 WILDCARD = "*"
 
 

@@ -1,9 +1,17 @@
 """The relay's logic: engine events in, public messages out, per channel (pure: no I/O).
 
 ``MarketFeed`` holds what the relay knows (books, last BBO, recent trades, last account
-update of every account, instruments, the latest leaderboard) and who is subscribed to what.
+update of every account, instruments, the latest leaderboard, each symbol's trading status and
+latest auction) and who is subscribed to what.
 News and ``round_started`` pass through to their channels; a news ``shock`` updates the
-instruments' ``reference_price`` (and ``instruments`` subscribers get the new list). The
+instruments' ``reference_price`` (and ``instruments`` subscribers get the new list).
+``market_status`` and ``auction`` go to the ``status`` channel; a ``market_status`` also sets
+the instrument's ``status`` (``instruments`` subscribers get the new list). A ``status``
+subscriber first gets one ``market_status`` for every symbol (open ones too: the whole picture
+in one place), then the latest ``auction`` of every symbol in auction. A status the relay only
+knows from an engine snapshot (it started, or resynced, after the change) is sent with
+``reason`` ``admin``, ``until`` null and the snapshot's ``seq``/``ts``: the snapshot carries
+each instrument's ``status`` only. The
 ``rounds`` channel gets the latest ``leaderboard`` when subscribing, whenever the engine
 publishes a new one, and every second from the shell (``leaderboard_tick``). Every method returns
 ``Outgoing`` triples ``(audience, frame, kind)`` in the order they must be written: each
@@ -33,6 +41,7 @@ from exchange.protocol.codec import encode
 from exchange.protocol.internal import EngineSnapshot
 from exchange.protocol.messages import (
     AccountUpdate,
+    AuctionInfo,
     Bbo,
     BookDelta,
     BookSnapshot,
@@ -44,6 +53,7 @@ from exchange.protocol.messages import (
     Instruments,
     Leaderboard,
     Liquidation,
+    MarketStatus,
     News,
     Ping,
     Pong,
@@ -63,6 +73,7 @@ from marketdata.channels import (
     LIQUIDATIONS,
     NEWS,
     ROUNDS,
+    STATUS,
     TRADES,
     Channel,
     Session,
@@ -111,6 +122,11 @@ class MarketFeed(Generic[C]):
         }
         self.accounts: dict[str, AccountUpdate] = {}
         self.leaderboard: Leaderboard | None = None
+        self.statuses: dict[str, MarketStatus] = {}
+        """The latest ``market_status`` of every symbol once synced (learned from the
+        snapshot's instruments until an event says otherwise)."""
+        self.auctions: dict[str, AuctionInfo] = {}
+        """The latest ``auction`` of every symbol in auction."""
         self.sessions: dict[C, Session] = {}
         self.audiences: dict[Channel, set[C]] = {}
         self.groups: dict[str, dict[int, BookGroup[C]]] = {}
@@ -144,6 +160,7 @@ class MarketFeed(Generic[C]):
         self.accounts = {update.account: update for update in snapshot.accounts}
         if snapshot.leaderboard is not None:
             self.leaderboard = snapshot.leaderboard
+        changed_statuses = self._learn_statuses(seq, ts)
         self.last_seq = seq
         self.synced = True
         if self.symbols != old_symbols:
@@ -173,7 +190,30 @@ class MarketFeed(Generic[C]):
         audience = self.audiences.get((ACCOUNTS, None))
         if audience:
             out.extend((audience, encode(update), ACCOUNTS) for update in self.accounts.values())
+        audience = self.audiences.get((STATUS, None))
+        if audience:
+            out.extend((audience, encode(status), STATUS) for status in changed_statuses)
         return out
+
+    def _learn_statuses(self, seq: int, ts: int) -> list[MarketStatus]:
+        """Align ``statuses`` and ``auctions`` with the instruments' ``status`` (after a
+        snapshot); returns the statuses that changed."""
+        changed: list[MarketStatus] = []
+        statuses: dict[str, MarketStatus] = {}
+        for info in self.instruments:
+            known = self.statuses.get(info.symbol)
+            if known is not None and known.status == info.status:
+                statuses[info.symbol] = known
+                continue
+            status = statuses[info.symbol] = _learned_status(info, seq, ts)
+            changed.append(status)
+        self.statuses = statuses
+        self.auctions = {
+            symbol: auction
+            for symbol, auction in self.auctions.items()
+            if symbol in statuses and statuses[symbol].status == "auction"
+        }
+        return changed
 
     def apply_events(self, events: list[Any]) -> list[Outgoing]:
         """Apply gapless engine events (after a snapshot); returns the public messages."""
@@ -219,6 +259,13 @@ class MarketFeed(Generic[C]):
                 audience = audiences.get((NEWS, None))
                 if audience:
                     out.append((audience, encode(event), NEWS))
+            elif kind is MarketStatus:
+                self._market_status(event, out)
+            elif kind is AuctionInfo:
+                self.auctions[event.symbol] = event
+                audience = audiences.get((STATUS, None))
+                if audience:
+                    out.append((audience, encode(event), STATUS))
             elif kind is RoundStarted or kind is Leaderboard:
                 if kind is Leaderboard:
                     self.leaderboard = event
@@ -228,6 +275,27 @@ class MarketFeed(Generic[C]):
         if events:
             self.last_seq = events[-1].seq
         return out
+
+    def _market_status(self, event: MarketStatus, out: list[Outgoing]) -> None:
+        if event.req_id is not None:  # the operator's request id is nobody else's business
+            event = msgspec.structs.replace(event, req_id=None)
+        symbol = event.symbol
+        self.statuses[symbol] = event
+        if event.status != "auction":
+            self.auctions.pop(symbol, None)
+        if any(info.symbol == symbol and info.status != event.status for info in self.instruments):
+            self.instruments = [
+                msgspec.structs.replace(info, status=event.status)
+                if info.symbol == symbol
+                else info
+                for info in self.instruments
+            ]
+            audience = self.audiences.get((INSTRUMENTS, None))
+            if audience:
+                out.append((audience, encode(Instruments(self.instruments)), INSTRUMENTS))
+        audience = self.audiences.get((STATUS, None))
+        if audience:
+            out.append((audience, encode(event), STATUS))
 
     def _move_references(self, prices: dict[str, float], out: list[Outgoing]) -> None:
         self.instruments = [
@@ -334,6 +402,9 @@ class MarketFeed(Generic[C]):
                 out.extend((me, encode(update), ACCOUNTS) for update in self.accounts.values())
             elif kind == ROUNDS and self.leaderboard is not None:
                 out.append((me, encode(self.leaderboard), ROUNDS))
+            elif kind == STATUS:
+                out.extend((me, encode(status), STATUS) for status in self.statuses.values())
+                out.extend((me, encode(auction), STATUS) for auction in self.auctions.values())
         return out
 
     def _unsubscribe(self, conn: C, request: Unsubscribe) -> list[Outgoing]:
@@ -421,9 +492,11 @@ class MarketFeed(Generic[C]):
 
     def subscriber_counts(self) -> dict[str, int]:
         """Subscriptions per channel kind (a connection counts once per concrete channel)."""
-        counts = dict.fromkeys((BOOK, TRADES, BBO, LIQUIDATIONS, ACCOUNTS, INSTRUMENTS), 0)
+        counts = dict.fromkeys(
+            (BOOK, TRADES, BBO, LIQUIDATIONS, ACCOUNTS, INSTRUMENTS, STATUS, NEWS, ROUNDS), 0
+        )
         for (kind, _symbol), audience in self.audiences.items():
-            counts[kind] += len(audience)
+            counts[kind] = counts.get(kind, 0) + len(audience)
         for groups in self.groups.values():
             for group in groups.values():
                 counts[BOOK] += len(group.members)
@@ -432,6 +505,12 @@ class MarketFeed(Generic[C]):
     def _snapshot_frame(self, book: L2Book, view: DepthView) -> bytes:
         bids, asks = book.top(view.depth)
         return encode(BookSnapshot(book.symbol, view.seq, view.ts, bids, asks))
+
+
+def _learned_status(info: InstrumentInfo, seq: int, ts: int) -> MarketStatus:
+    """The ``market_status`` of an instrument whose status is known only from the instruments
+    (an engine snapshot): reason ``admin``, no ``until``."""
+    return MarketStatus(info.symbol, info.status, "admin", None, ts, seq)
 
 
 def _error(code: str, text: str, req_id: str | int | None) -> bytes:

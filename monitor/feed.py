@@ -16,9 +16,9 @@ MAX_BACKOFF_S = 3.0
 
 
 def channels(token: str | None) -> list[str]:
-    """What the monitor subscribes to: everything public (news, and the rounds' leaderboard),
-    plus accounts with a token."""
-    names = ["instruments", "book.*", "trades.*", "liquidations", "news", "rounds"]
+    """What the monitor subscribes to: everything public (trading status, news, and the rounds'
+    leaderboard), plus accounts with a token."""
+    names = ["instruments", "book.*", "trades.*", "liquidations", "status", "news", "rounds"]
     return [*names, "accounts"] if token else names
 
 

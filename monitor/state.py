@@ -15,6 +15,12 @@ News (``news`` channel) is kept newest first, at most ``NEWS_LOG`` items, each o
 (the relay repeats its latest one, restamped): the newest round seen since connecting is
 ``state.round``, and a leaderboard of an earlier round (a repeat that was already on its way
 when the round started) never replaces the current one.
+
+Trading status (``status`` channel): the latest ``market_status`` of each symbol (a newer
+``seq`` replaces it; after a reconnect the relay's first ones count whatever their ``seq``,
+as the relay may hold another history) and the latest ``auction`` of each symbol in auction
+(forgotten when it leaves auction). ``symbol_status`` falls back on the ``instruments``'
+``status`` (a relay without the ``status`` channel).
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any, Literal
 
 from exchange.protocol.messages import (
     AccountUpdate,
+    AuctionInfo,
     BookSnapshot,
     BookUpdate,
     Error,
@@ -33,6 +40,7 @@ from exchange.protocol.messages import (
     Instruments,
     Leaderboard,
     Liquidation,
+    MarketStatus,
     News,
     RoundStarted,
     Subscribed,
@@ -135,6 +143,13 @@ class MonitorState:
     rounds: dict[int, RoundStarted] = field(default_factory=dict)
     """The ``round_started`` of the latest rounds seen (names and cash), by round number."""
     leaderboard: Leaderboard | None = None
+    market_status: dict[str, MarketStatus] = field(default_factory=dict)
+    """The latest ``market_status`` of each symbol (``status`` channel)."""
+    auctions: dict[str, AuctionInfo] = field(default_factory=dict)
+    """The latest ``auction`` of each symbol in auction."""
+    status_stale: set[str] = field(default_factory=set)
+    """Symbols whose ``market_status`` predates the last disconnect: the next one replaces
+    it whatever its ``seq``."""
     resync: set[str] = field(default_factory=set)
     messages: int = 0
     last_ts: int = 0
@@ -143,6 +158,15 @@ class MonitorState:
     def book(self, symbol: str | None = None) -> BookView:
         name = symbol or self.selected or ""
         return self.books.setdefault(name, BookView())
+
+    def symbol_status(self, symbol: str | None = None) -> str:
+        """``open``, ``halted`` or ``auction`` of ``symbol`` (default: the selected one)."""
+        name = symbol or self.selected or ""
+        known = self.market_status.get(name)
+        if known is not None:
+            return known.status
+        info = self.instruments.get(name)
+        return info.status if info is not None else "open"
 
 
 def reduce(state: MonitorState, event: Any) -> MonitorState:
@@ -196,6 +220,16 @@ def reduce(state: MonitorState, event: Any) -> MonitorState:
                 state.round = event.round
                 state.leaderboard = event
             _seen(state, event.ts, event.seq)
+        case MarketStatus():
+            state.messages += 1
+            _market_status(state, event)
+            _seen(state, event.ts, event.seq)
+        case AuctionInfo():
+            state.messages += 1
+            known = state.auctions.get(event.symbol)
+            if known is None or event.seq >= known.seq or event.symbol in state.status_stale:
+                state.auctions[event.symbol] = event
+            _seen(state, event.ts, event.seq)
         case Heartbeat():
             state.last_ts = max(state.last_ts, event.ts)
         case Instruments():
@@ -222,8 +256,9 @@ def reduce(state: MonitorState, event: Any) -> MonitorState:
                 book.synced = False
             state.resync.clear()
             # The relay may have restarted on another history: the next leaderboard counts,
-            # whatever its round (the one shown stays until it comes).
+            # whatever its round (the one shown stays until it comes). Same for statuses.
             state.round = 0
+            state.status_stale = set(state.market_status)
         case SelectSymbol():
             _select(state, event)
         case SelectPanel():
@@ -251,6 +286,18 @@ def _book_update(state: MonitorState, event: BookUpdate) -> None:
         book.bids, book.asks = dict(bids), dict(asks)
     book.seq = event.seq
     _seen(state, event.ts, event.seq)
+
+
+def _market_status(state: MonitorState, event: MarketStatus) -> None:
+    symbol = event.symbol
+    known = state.market_status.get(symbol)
+    if known is not None and event.seq < known.seq and symbol not in state.status_stale:
+        return
+    state.status_stale.discard(symbol)
+    state.market_status[symbol] = event
+    if event.status != "auction":
+        state.auctions.pop(symbol, None)
+    _add_symbol(state, symbol)
 
 
 def _seen(state: MonitorState, ts: int, seq: int) -> None:

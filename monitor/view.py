@@ -18,6 +18,9 @@ from exchange.protocol.display import decimal_text, price_text
 from exchange.protocol.messages import AccountUpdate, News
 from monitor.state import MonitorState
 
+MARKET_STYLE = {"halted": "bold white on red", "auction": "bold black on yellow"}
+"""How a symbol that is not open is flagged (``open`` is not flagged)."""
+
 STATUS_STYLE = {
     "connected": "bold black on green",
     "connecting": "bold black on yellow",
@@ -53,8 +56,14 @@ def status_line(state: MonitorState) -> Text:
     if state.status == "reconnecting":
         text.append(f" attempt {state.attempts}")
     text.append(f"  {state.url}  ", style="dim")
-    symbols = "  ".join(f"[{s}]" if s == state.selected else s for s in state.symbols)
-    text.append(symbols or "(no symbols yet)", style="bold")
+    if not state.symbols:
+        text.append("(no symbols yet)", style="bold")
+    for i, symbol in enumerate(state.symbols):
+        text.append("  " if i else "")
+        text.append(f"[{symbol}]" if symbol == state.selected else symbol, style="bold")
+        market = state.symbol_status(symbol)
+        if market != "open":
+            text.append(f" {market.upper()}", style=MARKET_STYLE.get(market, "bold"))
     text.append(f"  panel: {state.panel}  msgs {state.messages}  seq {state.last_seq}  ")
     text.append(clock(state.last_ts), style="dim")
     if state.last_error and state.status != "connected":
@@ -74,6 +83,7 @@ def ladder(state: MonitorState, depth: int = 10) -> Text:
     text.append(f"{symbol} book", style="bold")
     if not book.synced:
         text.append("  (resyncing)", style="yellow")
+    text.append_text(market_status(state, symbol))
     text.append(f"\n{'':4}{'price':>12} {'size':>9} {'cum':>10}\n", style="dim")
     bids, asks = book.levels(depth)
     cumulative = 0
@@ -100,6 +110,35 @@ def ladder(state: MonitorState, depth: int = 10) -> Text:
     return text
 
 
+def market_status(state: MonitorState, symbol: str) -> Text:
+    """The book header's status flag: nothing while open; ``HALTED`` (and until when), or
+    ``AUCTION`` with the indicative price × qty, the imbalance and when it ends."""
+    market = state.symbol_status(symbol)
+    text = Text()
+    if market == "open":
+        return text
+    text.append(f"  {market.upper()} ", style=MARKET_STYLE.get(market, "bold"))
+    known = state.market_status.get(symbol)
+    if market == "halted":
+        if known is not None and known.until:
+            text.append(f" until {clock(known.until)}", style="red")
+        return text
+    auction = state.auctions.get(symbol)
+    if auction is None:
+        return text
+    info = state.instruments.get(symbol)
+    tick = info.tick_size if info else None
+    if auction.indicative_price is None:
+        text.append(" no cross", style="yellow")
+    else:
+        price = fmt_price(auction.indicative_price, tick)
+        text.append(f" ind. {price} x {auction.indicative_qty}", style="yellow")
+    text.append(f" imb {auction.imbalance:+d}", style="yellow")
+    if auction.ends_at:
+        text.append(f" ends {clock(auction.ends_at)}", style="yellow")
+    return text
+
+
 def tape(state: MonitorState, rows: int = 30, only_selected: bool = False) -> Text:
     """The latest trades, newest first."""
     text = Text()
@@ -110,8 +149,9 @@ def tape(state: MonitorState, rows: int = 30, only_selected: bool = False) -> Te
             continue
         info = state.instruments.get(trade.symbol)
         price = fmt_price(trade.price, info.tick_size if info else None)
-        style = "green" if trade.aggressor == "buy" else "red"
-        line = f"{clock(trade.ts):12} {trade.symbol:9} {trade.aggressor:4} {price:>12}"
+        style = TAPE_STYLE.get(trade.aggressor, "red")
+        side = "auct" if trade.aggressor == "auction" else trade.aggressor
+        line = f"{clock(trade.ts):12} {trade.symbol:9} {side:4} {price:>12}"
         text.append(f"{line} {trade.qty:>7}\n", style=style)
         shown += 1
         if shown >= rows:
@@ -119,6 +159,10 @@ def tape(state: MonitorState, rows: int = 30, only_selected: bool = False) -> Te
     if shown == 0:
         text.append("no trades yet\n", style="dim")
     return text
+
+
+TAPE_STYLE = {"buy": "green", "sell": "red", "auction": "yellow"}
+"""Tape colours by aggressor; an auction's uncross trades show as ``auct``."""
 
 
 def positions_text(update: AccountUpdate) -> str:

@@ -41,6 +41,7 @@ from exchange.protocol.internal import EngineSnapshot, fans_out
 from exchange.protocol.messages import (
     AccountUpdate,
     AdvanceTime,
+    AuctionInfo,
     Bbo,
     BookDelta,
     CancelAll,
@@ -53,6 +54,7 @@ from exchange.protocol.messages import (
     GetOrders,
     Limits,
     Liquidation,
+    MarketStatus,
     Orders,
     Revalue,
     Subscribe,
@@ -80,7 +82,9 @@ _FANS_OUT: dict[type, bool] = {
 }
 """Per private message type: does it go to every session of its account (the gateway's and
 the engine publisher's rule) rather than only to the requester?"""
-_PUBLIC_TYPES = frozenset({BookDelta, Bbo, Fill, Liquidation})
+_PUBLIC_TYPES = frozenset({BookDelta, Bbo, Fill, Liquidation, MarketStatus, AuctionInfo})
+"""Through the relay's feed (``instruments`` follow a ``market_status``; the bots do not
+subscribe to ``status``, they hear ``market_status`` as the gateway broadcasts it)."""
 
 
 class Background(Protocol):
@@ -372,6 +376,9 @@ class Venue:
             kind = type(event)
             fan = fans.get(kind)
             if fan is None:  # public
+                if kind is MarketStatus:  # the gateway broadcasts it to every session (§3.2)
+                    for bot in self.bots:
+                        self._to(bot, _GATEWAY, event)
                 if kind is Fill:
                     if recorder is not None:
                         recorder.fill(event)

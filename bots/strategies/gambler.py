@@ -86,8 +86,10 @@ class Gambler(Strategy[GamblerConfig]):
         while len(self.history) > 1 and self.history[1][0] <= horizon:
             self.history.popleft()
         state = ctx.account_state
-        if state is None or state.liquidating or ctx.open_orders():
-            return None  # the exchange is closing us out, or our last IOC is in flight
+        if state is None or state.liquidating or ctx.open_orders() or ctx.status() != "open":
+            # the exchange is closing us out, our last IOC is in flight, or no IOC is
+            # accepted now (halted or in auction)
+            return None
         position = ctx.position()
         if self.bet is not None and position == 0:
             self.bet, self.closing = None, False  # won and closed, or liquidated

@@ -60,6 +60,8 @@ class Maker(Strategy[MakerConfig]):
         return self.config.spread_bps
 
     def next_order(self, ctx: Context) -> Intents:
+        if ctx.status() == "halted":
+            return None  # new orders would be rejected market_halted; quotes wait (§3.2)
         cfg = self.config
         best = others_best(ctx)
         centre = self.anchor.update(ctx, 2 * self._spread_bps(), best)

@@ -6,7 +6,9 @@ sized ``order_notional × |sentiment|`` (what the margin check allows). It then 
 position for ``hold_s`` seconds and closes it the same way, also early when the price moved
 ``take_profit_bps`` its way or ``stop_loss_bps`` against it. News that arrives while it
 holds a position in the same direction adds nothing; news the other way closes it first.
-A new round (``on_round``) forgets the trade: the venue closed every position.
+A new round (``on_round``) forgets the trade: the venue closed every position. While its
+symbol is halted or in auction (no IOC accepted) it sends nothing: the latest news that came
+meanwhile is traded when the symbol opens again (``on_status``), and a due exit waits.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from bots.api import (
     Context,
     Intents,
     LimitOrder,
+    MarketStatus,
     News,
     RoundStarted,
     Side,
@@ -46,10 +49,15 @@ class NewsTrader(Strategy[NewsTraderConfig]):
         super().__init__(config)
         self.entry_price: float | None = None
         self.exit_at_ns = 0
+        self.pending: News | None = None
+        """News that came while the symbol was not open, traded when it opens."""
 
     def on_news(self, ctx: Context, news: News) -> Intents:
         cfg = self.config
         if ctx.symbol not in news.symbols or abs(news.sentiment) < cfg.min_sentiment:
+            return None
+        if ctx.status() != "open":
+            self.pending = news  # no IOC while halted or in auction: trade it at the open
             return None
         side: Side = "buy" if news.sentiment > 0 else "sell"
         position = ctx.position()
@@ -67,8 +75,15 @@ class NewsTrader(Strategy[NewsTraderConfig]):
             self.exit_at_ns = ctx.now_ns + int(cfg.hold_s * 1e9)
         return order
 
+    def on_status(self, ctx: Context, status: MarketStatus) -> Intents:
+        if status.symbol != ctx.symbol or status.status != "open" or self.pending is None:
+            return None
+        news, self.pending = self.pending, None
+        return self.on_news(ctx, news)
+
     def on_round(self, ctx: Context, started: RoundStarted) -> Intents:
         self.entry_price = None
+        self.pending = None
         return None
 
     def on_timer(self, ctx: Context) -> Intents:
@@ -97,6 +112,8 @@ class NewsTrader(Strategy[NewsTraderConfig]):
         return None
 
     def _ioc(self, ctx: Context, side: Side, qty: int) -> LimitOrder | None:
+        if ctx.status() != "open":
+            return None  # halted or in auction: an IOC would be rejected market_halted
         bid, ask = ctx.bbo()
         slip = self.config.max_slippage_bps / 1e4
         if side == "buy":

@@ -59,8 +59,9 @@ class RandomTrader(Strategy[RandomConfig]):
         live = {o.client_order_id for o in ctx.orders.values()}
         self._placed_ns = {k: v for k, v in self._placed_ns.items() if k in live}
         mid = ctx.mid()
-        if mid is None or ctx.random.random() >= cfg.activity:
-            return intents
+        status = ctx.status()
+        if mid is None or status == "halted" or ctx.random.random() >= cfg.activity:
+            return intents  # halted: cancels only (new orders would be rejected)
         side: Side = self._last_side
         if ctx.random.random() >= cfg.persistence:
             side = "sell" if side == "buy" else "buy"
@@ -75,7 +76,7 @@ class RandomTrader(Strategy[RandomConfig]):
         bid, ask = ctx.bbo()
         if ctx.random.random() < cfg.market_probability:
             touch = ask if side == "buy" else bid
-            if touch is not None:
+            if touch is not None and status == "open":  # no IOC in an auction
                 qty = affordable(ctx, side, qty, touch)
                 if qty > 0:
                     intents.append(LimitOrder(side, touch, qty, tif="ioc"))

@@ -66,8 +66,8 @@ class Taker(Strategy[TakerConfig]):
         if info is not None and cfg.reference_halflife_s > 0:
             keep = 0.5 ** (cfg.interval_s / cfg.reference_halflife_s)
             self.fair = info.reference_price * (self.fair / info.reference_price) ** keep
-        if ctx.open_orders():
-            return None  # the last IOC is still in flight
+        if ctx.status() != "open" or ctx.open_orders():
+            return None  # no IOC while halted or in auction; or the last one is in flight
         bid, ask = ctx.bbo()
         position_value = ctx.position() * mid
         qty = lots_for(ctx, cfg.order_notional * (0.5 + ctx.random.random()), mid)

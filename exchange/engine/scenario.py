@@ -1,7 +1,10 @@
 """Playing a scenario file (``--scenario FILE``) on the engine's clock.
 
 Entry ``k`` is submitted, like an operator's command (journaled, published to every gateway
-and the event port), ``at_s`` seconds after the scenario started. With a data directory the
+and the event port), ``at_s`` seconds after the scenario started; a ``status`` entry's
+``until_s`` becomes the ``set_status``'s absolute ``until``: the player's clock when it submits
+the entry plus ``until_s`` (an entry that runs late, after a restart, halts for its full
+``until_s`` from then). With a data directory the
 player remembers its progress in ``scenario.json`` there (the file's digest, when it
 started, how many entries it has submitted), written after each entry: an engine restarted
 with the same scenario resumes it on the original timeline (entries that fell due while it
@@ -19,10 +22,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import structlog
 
-from exchange.protocol.messages import OperatorCommand
-from exchange.protocol.scenario import Scenario
+from exchange.protocol.messages import OperatorCommand, SetStatus
+from exchange.protocol.scenario import Scenario, ScenarioEntry
 
 log = structlog.get_logger("engine.scenario")
 
@@ -83,7 +87,7 @@ class ScenarioPlayer:
         while (due := self.next_due()) is not None and due <= now:
             entry = self.scenario.entries[self.played]
             log.info("scenario_entry", at_s=entry.at_s, command=type(entry.command).__name__)
-            self._submit(entry.command)
+            self._submit(_command(entry, now))
             self.played += 1
             self._save()
             count += 1
@@ -100,3 +104,11 @@ class ScenarioPlayer:
                 await asyncio.sleep(wait)
             self.play_due()
         log.info("scenario_done", entries=len(self.scenario.entries))
+
+
+def _command(entry: ScenarioEntry, now: int) -> OperatorCommand:
+    """The command ``entry`` submits at ``now`` (ns): its ``until_s`` made absolute."""
+    command = entry.command
+    if entry.until_s is not None and isinstance(command, SetStatus):
+        return msgspec.structs.replace(command, until=now + round(entry.until_s * 1e9))
+    return command

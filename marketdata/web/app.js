@@ -6,9 +6,11 @@ import {
   Accounts,
   Book,
   LEADERBOARD_CAP,
+  MarketStatuses,
   NewsLog,
   Rounds,
   TradeHistory,
+  clockText,
   pushCapped,
   tickDecimals,
 } from "./model.js";
@@ -43,7 +45,7 @@ const state = {
   accounts: new Accounts(),
   liquidations: [],
   news: new NewsLog(),
-  statuses: new Map(),
+  statuses: new MarketStatuses(),
   rounds: new Rounds(),
   interval: 1,
 };
@@ -87,7 +89,7 @@ function decimals() {
 const money = (v) => (v === null || v === undefined ? "–" : Number(v).toFixed(2));
 /** ``1.25%``; a value that rounds to zero prints ``0.00%`` (never ``-0.00%``). */
 const percent = (v) => `${(Math.round(Number(v) * 100) / 100 || 0).toFixed(2)}%`;
-const clock = (ts) => new Date(ts / 1e6).toISOString().slice(11, 23);
+const clock = clockText;
 
 /** Make ``tbody`` hold exactly ``rows`` (arrays of cell texts), reusing its elements. */
 function fillRows(tbody, rows, decorate) {
@@ -210,9 +212,14 @@ function renderLiquidations() {
   );
 }
 
+// The selected symbol's trading status (PROTOCOL.md §3.2): a badge, and beside it when a
+// halt ends or the auction's indicative price, quantity, imbalance and end.
 function renderStatus() {
-  const own = state.statuses.get(state.symbol) || state.statuses.get(null);
-  $("market-status").textContent = own ? `status ${own.status ?? own.state ?? ""}` : "";
+  const status = state.symbol ? state.statuses.of(state.symbol) : "open";
+  const badge = $("market-status");
+  badge.textContent = status;
+  badge.dataset.state = status;
+  $("auction-info").textContent = state.symbol ? state.statuses.detail(state.symbol, decimals()) : "";
 }
 
 /** One element with a class and text (never HTML: headlines come from operators). */
@@ -326,6 +333,8 @@ function onMessage(msg) {
   switch (msg.type) {
     case "instruments": {
       state.instruments = msg.instruments;
+      state.statuses.instruments(msg.instruments);
+      invalidate("status");
       const names = msg.instruments.map((i) => i.symbol);
       if (!state.subscribedSymbol || !names.includes(state.symbol)) {
         selectSymbol(names.includes(state.symbol) ? state.symbol : names[0]);
@@ -392,8 +401,10 @@ function onMessage(msg) {
       }
       break;
     case "market_status":
-      state.statuses.set(msg.symbol ?? null, msg);
-      invalidate("status");
+      if (state.statuses.status(msg) && msg.symbol === state.symbol) invalidate("status");
+      break;
+    case "auction":
+      if (state.statuses.auction(msg) && msg.symbol === state.symbol) invalidate("status");
       break;
     case "news":
       if (state.news.add(msg)) invalidate("news");
@@ -406,7 +417,7 @@ function onMessage(msg) {
       if (state.rounds.leaderboard(msg)) invalidate("leaderboard");
       break;
     default:
-      break; // heartbeat, pong, unsubscribed, auction...
+      break; // heartbeat, pong, unsubscribed...
   }
 }
 
@@ -420,6 +431,7 @@ function connect() {
     state.lastMessageAt = Date.now();
     state.subscribedSymbol = null; // a new connection holds no subscriptions
     state.rounds.reconnected();
+    state.statuses.reconnected();
     send({ type: "subscribe", channels: ["instruments", "liquidations"], req_id: "base" });
     for (const channel of EXTRA_CHANNELS) {
       send({ type: "subscribe", channels: [channel], req_id: `extra-${channel}` });
@@ -475,5 +487,5 @@ $("token-form").addEventListener("submit", (event) => {
 });
 window.addEventListener("resize", () => invalidate("book", "trades", "accounts"));
 
-invalidate("connection", "book", "bbo", "trades", "accounts", "news", "leaderboard");
+invalidate("connection", "book", "bbo", "trades", "accounts", "status", "news", "leaderboard");
 connect();

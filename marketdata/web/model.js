@@ -1,5 +1,5 @@
 // Pure dashboard state: a book following the relay's snapshot/update chain, candles built
-// from trades, news, the rounds' leaderboard, bounded lists. No DOM, no sockets (see app.js
+// from trades, trading status and auctions, news, the rounds' leaderboard, bounded lists. No DOM, no sockets (see app.js
 // for those).
 
 export const TAPE_CAP = 200; // trades kept for the tape
@@ -150,6 +150,80 @@ export class NewsLog {
   /** Newest first. */
   newest() {
     return this.items.slice().reverse();
+  }
+}
+
+/** ``HH:MM:SS.mmm`` (UTC) of a time in ns since the epoch. */
+export function clockText(ts) {
+  return new Date(ts / 1e6).toISOString().slice(11, 23);
+}
+
+/** Trading status of every symbol (PROTOCOL.md §3.2, the ``status`` channel): the latest
+ * ``market_status`` (a newer ``seq`` wins; after ``reconnected()`` the relay's next one counts
+ * whatever its seq, as it may hold another history) and the latest ``auction`` of each symbol
+ * in auction (forgotten when it leaves auction). Until a ``market_status`` came, the
+ * ``instruments`` list's ``status`` says (``open`` when it has none). */
+export class MarketStatuses {
+  constructor() {
+    this.statuses = new Map(); // symbol -> market_status
+    this.auctions = new Map(); // symbol -> auction
+    this.listed = new Map(); // symbol -> status from the instruments list
+    this.stale = new Set(); // symbols whose status predates the last reconnect
+  }
+
+  instruments(list) {
+    this.listed = new Map(list.map((i) => [i.symbol, i.status || "open"]));
+  }
+
+  /** Take a ``market_status``; false when an older one (ignored). */
+  status(msg) {
+    const known = this.statuses.get(msg.symbol);
+    if (known && msg.seq < known.seq && !this.stale.has(msg.symbol)) return false;
+    this.stale.delete(msg.symbol);
+    this.statuses.set(msg.symbol, msg);
+    if (msg.status !== "auction") this.auctions.delete(msg.symbol);
+    return true;
+  }
+
+  /** Take an ``auction``; false when an older one (ignored). */
+  auction(msg) {
+    const known = this.auctions.get(msg.symbol);
+    if (known && msg.seq < known.seq) return false;
+    this.auctions.set(msg.symbol, msg);
+    return true;
+  }
+
+  /** ``open``, ``halted`` or ``auction``. */
+  of(symbol) {
+    const known = this.statuses.get(symbol);
+    return known ? known.status : this.listed.get(symbol) || "open";
+  }
+
+  /** What the page shows beside the badge: when a halt ends; in an auction the indicative
+   * price × qty (``decimals``: the tick's), the imbalance and when it ends. "" when open. */
+  detail(symbol, decimals = 2) {
+    const status = this.of(symbol);
+    const known = this.statuses.get(symbol);
+    if (status === "halted") return known && known.until ? `until ${clockText(known.until)}` : "";
+    if (status !== "auction") return "";
+    const auction = this.auctions.get(symbol);
+    const ends = auction ? auction.ends_at : known && known.until;
+    const parts = [];
+    if (auction) {
+      parts.push(
+        auction.indicative_price === null || auction.indicative_price === undefined
+          ? "no cross"
+          : `indicative ${Number(auction.indicative_price).toFixed(decimals)} × ${auction.indicative_qty}`,
+      );
+      parts.push(`imbalance ${auction.imbalance > 0 ? "+" : ""}${auction.imbalance}`);
+    }
+    if (ends) parts.push(`ends ${clockText(ends)}`);
+    return parts.join(" · ");
+  }
+
+  reconnected() {
+    this.stale = new Set(this.statuses.keys());
+    this.auctions.clear(); // the relay sends the live ones again on subscribe
   }
 }
 

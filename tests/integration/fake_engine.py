@@ -7,8 +7,14 @@ engine "no longer holds") or beyond the last seq it gets an ``EngineSnapshot`` f
 arrays of events in gapless seq order. ``stop()``/``start()`` simulate an engine restart on
 the same port with the same state.
 
+``inject`` streams hand-built events (``market_status``, ``auction``: any status, reason and
+auction figures at a chosen moment, without driving the core's own status machine) as the next
+seqs; the core's later events are renumbered after them, and snapshots carry each instrument's
+injected ``status``.
+
 Also here: ``random_flow`` (seeded random order flow), ``operator_flow`` (news and rounds, as
-an admin session would send them) and ``system_config`` (a small system).
+an admin session would send them), ``status_flow`` (injected trading-status changes) and
+``system_config`` (a small system).
 """
 
 from __future__ import annotations
@@ -35,10 +41,12 @@ from exchange.protocol.config import (
 )
 from exchange.protocol.internal import BookState, EngineHeartbeat, EngineSnapshot, StreamRequest
 from exchange.protocol.messages import (
+    AuctionInfo,
     BookDelta,
     CancelOrder,
     CreateAccount,
     ExecutionReport,
+    MarketStatus,
     NewOrder,
     PublishNews,
     Side,
@@ -102,6 +110,10 @@ class FakeEngine:
         self._consumers: set[_Consumer] = set()
         self._requested = asyncio.Event()
         self._ts = 0
+        self._offset = 0
+        """Injected events so far: the core's seqs are shifted by this."""
+        self.statuses: dict[str, Any] = {}
+        """Each symbol's status as the injected ``market_status`` events left it."""
 
     @property
     def url(self) -> str:
@@ -109,7 +121,7 @@ class FakeEngine:
 
     @property
     def last_seq(self) -> int:
-        return self.core.last_seq
+        return self.core.last_seq + self._offset
 
     async def start(self) -> int:
         """Listen (on the previous port after a stop, else a free one); returns the port."""
@@ -134,7 +146,30 @@ class FakeEngine:
     def submit(self, account: str, command: Any) -> list[Any]:
         """Apply one command to the core and stream its sequenced events; returns them all."""
         self._ts = max(time.time_ns(), self._ts + 1)
-        events = self.core.submit(account, command, self._ts)
+        events: list[Any] = list(self.core.submit(account, command, self._ts))
+        if self._offset:
+            events = [
+                msgspec.structs.replace(e, seq=e.seq + self._offset)
+                if getattr(e, "seq", None) is not None
+                else e
+                for e in events
+            ]
+        return self._stream(events)
+
+    def inject(self, *events: Any) -> list[Any]:
+        """Stream hand-built sequenced events as the next seqs (their ``seq`` and ``ts`` are
+        overwritten); a ``market_status`` also sets the symbol's status in later snapshots.
+        Returns the events as streamed."""
+        stamped = []
+        for event in events:
+            self._ts = max(time.time_ns(), self._ts + 1)
+            self._offset += 1
+            stamped.append(msgspec.structs.replace(event, seq=self.last_seq, ts=self._ts))
+            if type(event) is MarketStatus:
+                self.statuses[event.symbol] = event.status
+        return self._stream(stamped)
+
+    def _stream(self, events: list[Any]) -> list[Any]:
         sequenced = [e for e in events if getattr(e, "seq", None) is not None]
         if sequenced:
             assert sequenced[0].seq == len(self.events) + 1
@@ -172,7 +207,7 @@ class FakeEngine:
     def snapshot(self) -> EngineSnapshot:
         core = self.core
         ts = self._ts or time.time_ns()
-        seq = core.last_seq
+        seq = self.last_seq
         books = []
         for symbol in core.symbols():
             book = core.book(symbol)
@@ -188,7 +223,13 @@ class FakeEngine:
                 )
             )
         accounts = [account.view(ts, seq) for account in core.accounts()]
-        return EngineSnapshot(seq, ts, core.instruments(), books, accounts)
+        instruments = [
+            msgspec.structs.replace(info, status=self.statuses[info.symbol])
+            if info.symbol in self.statuses
+            else info
+            for info in core.instruments()
+        ]
+        return EngineSnapshot(seq, ts, instruments, books, accounts)
 
     def depth(self, symbol: str, depth: int | None = None) -> tuple[list[Any], list[Any]]:
         """The core's book as display ``[[price, qty], ...]`` (what the relay must show)."""
@@ -302,3 +343,20 @@ def operator_flow(engine: FakeEngine, rng: random.Random, count: int) -> None:
                 headline=headline, symbols=named, sentiment=sentiment, shock=shock, body=body
             ),
         )
+
+
+def status_flow(engine: FakeEngine, rng: random.Random, count: int) -> None:
+    """Inject ``count`` trading-status changes shaped as the engine sends them (PROTOCOL
+    §3.2): a random symbol halted (sometimes with ``until``), put in auction (with an
+    ``auction`` message) or opened, with a random reason."""
+    symbols = [spec.symbol for spec in engine.config.instruments]
+    for _ in range(count):
+        symbol = rng.choice(symbols)
+        status = rng.choice(("halted", "auction", "open"))
+        reason = rng.choice(("admin", "circuit_breaker", "schedule"))
+        until = None if status == "open" or rng.random() < 0.5 else time.time_ns() + 10**10
+        engine.inject(MarketStatus(symbol, status, reason, until, 0, 0))  # type: ignore[arg-type]
+        if status == "auction":
+            price = rng.choice((None, 100.0))
+            qty = 0 if price is None else rng.randint(1, 50)
+            engine.inject(AuctionInfo(symbol, price, qty, rng.randint(-9, 9), until, 0, 0))

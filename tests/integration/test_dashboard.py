@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 
+from exchange.protocol.messages import AuctionInfo, MarketStatus
 from marketdata.dashboard import dashboard_url, load_assets
 from marketdata.server import MarketDataRelay
 from tests.integration.clients import gateway_client
@@ -362,6 +363,7 @@ async def run_browser_checks(system: LiveSystem, browser: Any, expect: Any, tmp:
             await expect(public.locator("#news-empty")).to_be_visible()
             await expect(public.locator("#leaderboard-panel")).to_be_hidden()
             await check_news_and_round(system, expect, [page, other], public)
+            await check_status(system, expect, [page, public])
             await public.close()
             await other.close()
 
@@ -429,6 +431,18 @@ async def check_news_and_round(
     await expect(public.locator("#leaderboard-panel")).to_be_hidden()
 
 
+async def check_status(system: LiveSystem, expect: Any, pages: list[Any]) -> None:
+    """An admin puts AAPL (the symbol these pages show) in auction, then opens it: the real
+    engine's ``market_status`` reaches every page's status badge through the relay."""
+    async with gateway_client(system.gateway_port, "admin-key") as admin:
+        for status in ("auction", "open"):
+            await admin.send({"type": "set_status", "symbol": "AAPL", "status": status})
+            await admin.expect("market_status", status=status)
+            for page in pages:
+                await expect(page.locator("#market-status")).to_have_text(status)
+                await expect(page.locator("#market-status")).to_have_attribute("data-state", status)
+
+
 def save_small_screenshot(png: bytes, path: Path) -> None:
     """Write ``png`` as a 256-colour PNG (the dark page survives it; the file is ~5x
     smaller than Chromium's truecolour one)."""
@@ -438,3 +452,81 @@ def save_small_screenshot(png: bytes, path: Path) -> None:
 
     image = Image.open(io.BytesIO(png)).convert("RGB")
     image.quantize(colors=256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+
+
+async def test_dashboard_shows_the_symbols_trading_status(browser: Any, tmp_path: Path) -> None:
+    """A real relay in front of the fake engine, which injects ``market_status`` and
+    ``auction`` events (PROTOCOL.md §3.2) at chosen moments: the page's badge follows the
+    selected symbol's status, with the auction's indicative price, qty, imbalance and end;
+    another symbol's status leaves it alone; a page opened later learns the status at once."""
+    expect = expectation()
+    engine = FakeEngine()
+    await engine.start()
+    random_flow(engine, random.Random(5), 200)
+    relay = await start_relay(engine)
+    page = await browser.new_page()
+    try:
+        await page.goto(f"http://127.0.0.1:{relay.port}/?symbol=AAA")
+        badge = page.locator("#market-status")
+        detail = page.locator("#auction-info")
+        await expect(page.locator("#connection")).to_have_text("connected")
+        await expect(badge).to_have_text("open")
+        await expect(badge).to_be_visible()
+        noon = 1_714_564_800_000_000_000  # 12:00:00 UTC
+        engine.inject(MarketStatus("AAA", "halted", "circuit_breaker", noon + 20 * 10**9, 0, 0))
+        await expect(badge).to_have_text("halted")
+        await expect(badge).to_have_attribute("data-state", "halted")
+        await expect(detail).to_have_text("until 12:00:20.000")
+        engine.inject(MarketStatus("BBB", "auction", "admin", None, 0, 0))  # not shown
+        engine.inject(
+            MarketStatus("AAA", "auction", "circuit_breaker", noon + 30 * 10**9, 0, 0),
+            AuctionInfo("AAA", 100.25, 40, -3, noon + 30 * 10**9, 0, 0),
+        )
+        await expect(badge).to_have_text("auction")
+        await expect(detail).to_have_text(
+            "indicative 100.25 × 40 · imbalance -3 · ends 12:00:30.000"
+        )
+        # A page opened now gets every status and the live auction on subscribe.
+        later = await browser.new_page()
+        try:
+            await later.goto(f"http://127.0.0.1:{relay.port}/?symbol=BBB")
+            await expect(later.locator("#market-status")).to_have_text("auction")
+            await later.select_option("#symbol", "AAA")
+            await expect(later.locator("#auction-info")).to_contain_text("indicative 100.25 × 40")
+        finally:
+            await later.close()
+        engine.inject(MarketStatus("AAA", "open", "circuit_breaker", None, 0, 0))
+        await expect(badge).to_have_text("open")
+        await expect(detail).to_have_text("")
+        # The pure model: newest seq wins, the instruments list until a market_status comes.
+        checks = await page.evaluate(
+            """async () => {
+              const m = await import("/static/model.js");
+              const s = new m.MarketStatuses();
+              s.instruments([{ symbol: "A", status: "halted" }, { symbol: "B" }]);
+              const listed = [s.of("A"), s.of("B"), s.of("C")];
+              s.status({ symbol: "A", status: "auction", until: null, seq: 5 });
+              s.auction({ symbol: "A", indicative_price: null, indicative_qty: 0,
+                          imbalance: 7, ends_at: null, seq: 6 });
+              const auction = s.detail("A");
+              const older = s.status({ symbol: "A", status: "open", until: null, seq: 4 });
+              s.reconnected();
+              const fresh = s.status({ symbol: "A", status: "halted", until: null, seq: 2 });
+              return [listed, auction, older, fresh, s.of("A"), s.auctions.size];
+            }"""
+        )
+        assert checks == [
+            ["halted", "open", "open"],
+            "no cross · imbalance +7",
+            False,
+            True,
+            "halted",
+            0,
+        ]
+    except BaseException:
+        await page.screenshot(path=str(tmp_path / "failure.png"), full_page=True)
+        raise
+    finally:
+        await page.close()
+        await relay.stop()
+        await engine.stop()

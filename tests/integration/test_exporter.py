@@ -21,7 +21,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from exchange.protocol.config import ExporterSection
-from exchange.protocol.messages import AccountUpdate, Fill, News, RoundStarted
+from exchange.protocol.messages import AccountUpdate, Fill, MarketStatus, News, RoundStarted
 from exporter.health import HealthServer
 from exporter.service import Exporter
 from tests.integration.clients import http_get
@@ -30,6 +30,7 @@ from tests.integration.fake_engine import (
     liquidation_scenario,
     operator_flow,
     random_flow,
+    status_flow,
 )
 from tests.support import REPO_ROOT, seconds
 
@@ -43,6 +44,7 @@ PERFORMANCE_COLUMNS = (
 )
 NEWS_COLUMNS = "ts,ts_ns,seq,news_id,headline,symbols,sentiment,shock,body"
 ROUNDS_COLUMNS = "ts,ts_ns,seq,round,name,cash"
+STATUS_COLUMNS = "ts,ts_ns,seq,symbol,status,reason,until"
 
 
 @pytest.fixture
@@ -77,6 +79,10 @@ def news_events(engine: FakeEngine) -> list[News]:
 
 def rounds(engine: FakeEngine) -> list[RoundStarted]:
     return [e for e in engine.events if type(e) is RoundStarted]
+
+
+def statuses(engine: FakeEngine) -> list[MarketStatus]:
+    return [e for e in engine.events if type(e) is MarketStatus]
 
 
 def one_line(text: str | None) -> str:
@@ -163,6 +169,17 @@ def assert_exactly_once(engine: FakeEngine, out: Path, *, after: int = 0) -> Non
     assert [int(r["seq"]) for r in round_rows] == [r.seq for r in expected_rounds]
     for row, event in zip(round_rows, expected_rounds, strict=True):
         check_round(row, event)
+    status_rows = read_rows(out / "status.csv")
+    expected_statuses = [s for s in statuses(engine) if s.seq > after]
+    assert [int(r["seq"]) for r in status_rows] == [s.seq for s in expected_statuses]
+    for row, status in zip(status_rows, expected_statuses, strict=True):
+        assert row["ts"] == iso(status.ts) and row["ts_ns"] == str(status.ts)
+        assert (row["symbol"], row["status"], row["reason"]) == (
+            status.symbol,
+            status.status,
+            status.reason,
+        )
+        assert row["until"] == ("" if status.until is None else str(status.until))
 
 
 async def run_exporter(
@@ -181,10 +198,12 @@ async def test_rows_are_exact_and_survive_a_restart(engine: FakeEngine, tmp_path
     liquidation_scenario(engine)
     random_flow(engine, rng, 200)
     operator_flow(engine, rng, 6)
+    status_flow(engine, rng, 5)
     exporter, stop, task = await run_exporter(engine, tmp_path)
     await asyncio.wait_for(exporter.wait_durable(engine.last_seq), seconds(10))
     random_flow(engine, rng, 200)  # live events after the history
     operator_flow(engine, rng, 6)
+    status_flow(engine, rng, 5)
     await asyncio.wait_for(exporter.wait_durable(engine.last_seq), seconds(10))
     stop.set()
     assert await asyncio.wait_for(task, seconds(5)) == 0
@@ -197,6 +216,8 @@ async def test_rows_are_exact_and_survive_a_restart(engine: FakeEngine, tmp_path
     assert len(fills(engine)) > 50
     assert (tmp_path / "news.csv").read_text().splitlines()[0] == NEWS_COLUMNS
     assert (tmp_path / "rounds.csv").read_text().splitlines()[0] == ROUNDS_COLUMNS
+    assert (tmp_path / "status.csv").read_text().splitlines()[0] == STATUS_COLUMNS
+    assert len(statuses(engine)) == 10
     assert len(news_events(engine)) >= 5 and len(rounds(engine)) >= 2
     # one line per row (recovery reads tails line by line), even for a body with a newline
     assert any(n.body and "\n" in n.body for n in news_events(engine))
@@ -209,6 +230,8 @@ async def test_rows_are_exact_and_survive_a_restart(engine: FakeEngine, tmp_path
     history_end = engine.last_seq
     random_flow(engine, rng, 150)
     operator_flow(engine, rng, 4)
+    status_flow(engine, rng, 3)
+    random_flow(engine, rng, 20)
     exporter, stop, task = await run_exporter(engine, tmp_path)
     await asyncio.wait_for(exporter.wait_durable(engine.last_seq), seconds(10))
     stop.set()

@@ -19,7 +19,14 @@ from websockets.exceptions import ConnectionClosed
 
 from exchange.protocol.codec import encode
 from exchange.protocol.config import MarketDataSection
-from exchange.protocol.messages import AccountUpdate, Fill, Liquidation, NewOrder
+from exchange.protocol.messages import (
+    AccountUpdate,
+    AuctionInfo,
+    Fill,
+    Liquidation,
+    MarketStatus,
+    NewOrder,
+)
 from marketdata.__main__ import instrument_infos
 from marketdata.server import MarketDataRelay
 from tests.integration.fake_engine import (
@@ -241,6 +248,7 @@ async def test_liquidations_and_instruments_channels(
         "price_band",
         "maker_fee",
         "taker_fee",
+        "status",
     }
     liquidation_scenario(engine)
     expected = next(e for e in engine.events if type(e) is Liquidation)
@@ -487,3 +495,38 @@ async def test_upstream_restart_without_history_sends_fresh_snapshots(
     assert relay.feed.resyncs == 1
     await feed.close()
     await top.close()
+
+
+async def test_status_channel_follows_the_engine_and_a_relay_restart(engine: FakeEngine) -> None:
+    relay = await start_relay(engine)
+    feed = await client(relay)
+    await feed.subscribe("status", "instruments")
+    first = [await feed.until(lambda m: m["type"] == "market_status") for _ in range(2)]
+    assert [(m["symbol"], m["status"]) for m in first] == [("AAA", "open"), ("BBB", "open")]
+    random_flow(engine, random.Random(3), 20)
+    (halt,) = engine.inject(MarketStatus("AAA", "halted", "admin", None, 0, 0, req_id=4))
+    await feed.until(lambda m: m["type"] == "instruments")  # the subscription's
+    instruments = await feed.until(lambda m: m["type"] == "instruments")
+    assert [i["status"] for i in instruments["instruments"]] == ["halted", "open"]
+    message = await feed.until(lambda m: m["type"] == "market_status")
+    assert message == {**json.loads(encode(halt)), "req_id": None}
+    engine.inject(
+        MarketStatus("AAA", "auction", "admin", None, 0, 0),
+        AuctionInfo("AAA", 100.0, 7, 2, None, 0, 0),
+    )
+    random_flow(engine, random.Random(4), 20)  # the core's seqs carry on after the injected
+    auction = await feed.until(lambda m: m["type"] == "auction")
+    assert (auction["indicative_price"], auction["indicative_qty"]) == (100.0, 7)
+    await feed.close()
+    await relay.stop()
+    # A new relay learns the statuses from the engine's snapshot.
+    relay = await start_relay(engine)
+    feed = await client(relay)
+    await feed.subscribe("status", "instruments")
+    statuses = [await feed.until(lambda m: m["type"] == "market_status") for _ in range(2)]
+    assert [(m["symbol"], m["status"]) for m in statuses] == [("AAA", "auction"), ("BBB", "open")]
+    assert statuses[0]["reason"] == "admin" and statuses[0]["seq"] == engine.last_seq
+    instruments = await feed.until(lambda m: m["type"] == "instruments")
+    assert [i["status"] for i in instruments["instruments"]] == ["auction", "open"]
+    await feed.close()
+    await relay.stop()

@@ -18,12 +18,14 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from exchange.protocol.messages import (
     AccountUpdate,
+    AuctionInfo,
     BookSnapshot,
     InstrumentInfo,
     Instruments,
     Leaderboard,
     LeaderboardRow,
     Liquidation,
+    MarketStatus,
     News,
     Position,
     RoundStarted,
@@ -152,6 +154,23 @@ async def test_news_ticker_and_the_news_and_leaderboard_panels() -> None:
         first = ["1", "alice", "101,500.0", "1,500.0", "+1.50%", "200.0", "7", "0"]
         assert board[2].split() == first
         assert board[3].split()[:3] == ["2", "bob", "99,000.25"]
+
+
+async def test_a_halt_and_an_auction_show_in_the_status_line_and_the_book_title() -> None:
+    state = market()
+    symbol = state.selected or ""
+    reduce(state, MarketStatus(symbol, "halted", "admin", 20 * 10**9, 10**9, 30))
+    app = MonitorApp(None, state=state)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert f"[{symbol}] HALTED" in text(app, "status")
+        assert text(app, "ladder").splitlines()[0] == f"{symbol} book  HALTED  until 00:00:20.000"
+        reduce(state, MarketStatus(symbol, "auction", "admin", None, 2 * 10**9, 31))
+        reduce(state, AuctionInfo(symbol, None, 0, 5, None, 2 * 10**9, 32))
+        app.refresh_view()
+        await pilot.pause()
+        assert f"[{symbol}] AUCTION" in text(app, "status")
+        assert text(app, "ladder").splitlines()[0] == f"{symbol} book  AUCTION  no cross imb +5"
 
 
 async def until(pilot: Pilot[None], condition: Callable[[], bool], timeout: float = 10) -> None:

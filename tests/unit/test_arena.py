@@ -29,7 +29,7 @@ from bots.arena.scoring import (
 )
 from bots.arena.venue import _TO_VENUE, NS, Venue
 from exchange.protocol.config import AccountSpec, load_config
-from exchange.protocol.messages import NewOrder
+from exchange.protocol.messages import MarketStatus, NewOrder, SetStatus
 from exporter.csv_rows import PERFORMANCE_HEADER, TRADES_HEADER, performance_row, trade_row
 from tests.support import REPO_ROOT
 
@@ -452,3 +452,29 @@ def test_a_bot_failing_in_on_start_is_crashed_at_once(tmp_path: Path) -> None:
     result = run_round(load_arena(arena_file(tmp_path, bots=bots)), 1)
     row = next(r for r in result.rows if r.bot == "noise1")
     assert (row.status, row.errors, row.trades) == ("crashed", 1, 0)
+
+
+class StatusWatcher(Strategy):
+    """Records the statuses it hears and what ``ctx.status()`` said."""
+
+    timer_interval = None
+
+    def __init__(self, config: Any = None) -> None:
+        super().__init__(config)
+        self.heard: list[tuple[str, str, str]] = []
+
+    def on_status(self, ctx: Context, status: MarketStatus) -> Intents:
+        self.heard.append((status.symbol, status.status, ctx.status(status.symbol)))
+        return None
+
+
+def test_bots_hear_a_halt_as_the_gateway_broadcasts_it() -> None:
+    v = venue(seed=1, latency_ms=1.0)
+    watcher = StatusWatcher()
+    bot = v.add_bot("a", "watcher", watcher, "a", ["AAPL"], seed=1)
+    v.start()
+    v.run_until(START + NS // 10)
+    v._submit_timer(SetStatus(symbol="AAPL", status="halted"))
+    v.run_until(START + NS)
+    assert watcher.heard == [("AAPL", "halted", "halted")]
+    assert bot.driver.context.instruments["AAPL"].status == "halted"  # the relay's list too

@@ -11,10 +11,18 @@ import json
 from pathlib import Path
 from typing import Any
 
-from exchange.protocol.messages import AccountUpdate, Fill, News, Position, RoundStarted
+from exchange.protocol.messages import (
+    AccountUpdate,
+    Fill,
+    MarketStatus,
+    News,
+    Position,
+    RoundStarted,
+)
 from exporter.csv_rows import (
     NEWS_HEADER,
     ROUNDS_HEADER,
+    STATUS_HEADER,
     header_line,
     iso_ts,
     news_row,
@@ -22,6 +30,7 @@ from exporter.csv_rows import (
     performance_row,
     positions_field,
     round_row,
+    status_row,
     trade_row,
 )
 from exporter.state import HEADERS, STATE_FILE, recover, write_state
@@ -92,6 +101,17 @@ def round_started(seq: int, ts: int = TS, **kw: Any) -> RoundStarted:
     fields: dict[str, Any] = {"round": seq, "name": "heat 1", "cash": 100_000.0}
     fields.update(kw)
     return RoundStarted(ts=ts, seq=seq, **fields)
+
+
+def market_status(seq: int, ts: int = TS, **kw: Any) -> MarketStatus:
+    fields: dict[str, Any] = {
+        "symbol": "AAPL",
+        "status": "halted",
+        "reason": "admin",
+        "until": ts + 20 * 10**9,
+    }
+    fields.update(kw)
+    return MarketStatus(ts=ts, seq=seq, **fields)
 
 
 def notes() -> tuple[list[tuple[str, dict[str, Any]]], Any]:
@@ -165,6 +185,21 @@ def test_news_row_is_exactly_the_documented_columns() -> None:
     ]
 
 
+def test_status_row_is_exactly_the_documented_columns() -> None:
+    assert header_line(STATUS_HEADER) == "ts,ts_ns,seq,symbol,status,reason,until\n"
+    assert status_row(market_status(7)) == [
+        "2024-05-01T12:00:00.123456789Z",
+        str(TS),
+        "7",
+        "AAPL",
+        "halted",
+        "admin",
+        str(TS + 20 * 10**9),
+    ]
+    opened = market_status(8, status="open", reason="circuit_breaker", until=None)
+    assert status_row(opened)[3:] == ["AAPL", "open", "circuit_breaker", ""]
+
+
 def test_round_row_is_exactly_the_documented_columns() -> None:
     assert header_line(ROUNDS_HEADER) == "ts,ts_ns,seq,round,name,cash\n"
     assert round_row(round_started(3, cash=25_000.5)) == [
@@ -200,6 +235,7 @@ def sink_with(
     processed: int,
     news_seqs: tuple[int, ...] = (),
     round_seqs: tuple[int, ...] = (),
+    status_seqs: tuple[int, ...] = (),
 ) -> None:
     """Write rows for these seqs and a state file, as a finished earlier run would."""
     _seen, note = notes()
@@ -212,6 +248,8 @@ def sink_with(
         sink.add_news(news(seq))
     for seq in round_seqs:
         sink.add_round(round_started(seq))
+    for seq in status_seqs:
+        sink.add_status(market_status(seq))
     sink.advance(processed)
     sink.close()
 
@@ -234,6 +272,8 @@ def replay(out: Path, fills: list[int], updates: list[int], through: int) -> tup
             sink.add_news(news(seq, body="first\nsecond"))
         if seq in ROUNDS:
             sink.add_round(round_started(seq))
+        if seq in STATUS:
+            sink.add_status(market_status(seq, status="auction", until=None))
     sink.advance(through)
     sink.close()
     return resume.since, seen
@@ -243,12 +283,13 @@ FILLS = [2, 5, 9, 12]
 UPDATES = [3, 6, 7, 10, 13]
 NEWS = [4, 11]
 ROUNDS = [8]
+STATUS = [1, 14]
 
 
 def assert_every_file_once(out: Path) -> None:
     """Each file holds exactly its events' rows, in seq order, each a well-formed row."""
     expected = {"trades.csv": FILLS, "performance.csv": UPDATES}
-    expected |= {"news.csv": NEWS, "rounds.csv": ROUNDS}
+    expected |= {"news.csv": NEWS, "rounds.csv": ROUNDS, "status.csv": STATUS}
     for name, header in HEADERS.items():
         with (out / name).open(newline="") as file:
             rows = list(csv.reader(file))
@@ -258,47 +299,73 @@ def assert_every_file_once(out: Path) -> None:
 
 
 def test_clean_restart_resumes_at_the_state_seq(tmp_path: Path) -> None:
-    sink_with(tmp_path, [2, 5], [3, 6, 7], processed=8, news_seqs=(4,), round_seqs=(8,))
-    since, seen = replay(tmp_path, FILLS, UPDATES, 13)
+    sink_with(
+        tmp_path, [2, 5], [3, 6, 7], processed=8, news_seqs=(4,), round_seqs=(8,), status_seqs=(1,)
+    )
+    since, seen = replay(tmp_path, FILLS, UPDATES, 14)
     assert since == 8 and seen == []
     assert_every_file_once(tmp_path)
 
 
 def test_crash_after_the_csv_writes_before_the_state_write(tmp_path: Path) -> None:
-    sink_with(tmp_path, [2, 5, 9], [3, 6, 7, 10], processed=10, news_seqs=(4,), round_seqs=(8,))
+    sink_with(
+        tmp_path,
+        [2, 5, 9],
+        [3, 6, 7, 10],
+        processed=10,
+        news_seqs=(4,),
+        round_seqs=(8,),
+        status_seqs=(1,),
+    )
     write_state(tmp_path, 3)  # the state of the flush before: it lags the files
-    since, _ = replay(tmp_path, FILLS, UPDATES, 13)
+    since, _ = replay(tmp_path, FILLS, UPDATES, 14)
     assert since == 3
     assert_every_file_once(tmp_path)
 
 
 def test_crash_between_the_two_csv_writes(tmp_path: Path) -> None:
-    sink_with(tmp_path, [2, 5], [3], processed=3)
+    sink_with(tmp_path, [2, 5], [3], processed=3, status_seqs=(1,))
     # trades.csv and performance.csv got the next flush; news.csv and rounds.csv did not
     sink_with(tmp_path, [9, 12], [6, 7, 10], processed=3)
     assert json.loads((tmp_path / STATE_FILE).read_text()) == {"seq": 3}
-    replay(tmp_path, FILLS, UPDATES, 13)
+    replay(tmp_path, FILLS, UPDATES, 14)
     assert_every_file_once(tmp_path)
 
 
 def test_crash_mid_row_cuts_the_partial_line(tmp_path: Path) -> None:
-    sink_with(tmp_path, [2, 5, 9], [3, 6, 7], processed=9, news_seqs=(4,), round_seqs=(8,))
+    sink_with(
+        tmp_path,
+        [2, 5, 9],
+        [3, 6, 7],
+        processed=9,
+        news_seqs=(4,),
+        round_seqs=(8,),
+        status_seqs=(1,),
+    )
     with (tmp_path / "trades.csv").open("a") as file:
         file.write("2024-05-01T12:00:00.1234")  # torn write
     with (tmp_path / "performance.csv").open("a") as file:
         file.write("\x00\x00\x00\n")  # garbage a power cut can leave
     with (tmp_path / "news.csv").open("a") as file:
         file.write(f'2024-05-01T12:00:00.123456789Z,{TS},11,1100,"torn, quoted')
-    _since, seen = replay(tmp_path, FILLS, UPDATES, 13)
+    _since, seen = replay(tmp_path, FILLS, UPDATES, 14)
     assert {event for event, _ in seen} == {"csv_tail_repaired"}
     assert len(seen) == 3
     assert_every_file_once(tmp_path)
 
 
 def test_a_missing_file_is_rebuilt_from_the_start(tmp_path: Path) -> None:
-    sink_with(tmp_path, [2, 5, 9], [3, 6, 7], processed=9, news_seqs=(4,), round_seqs=(8,))
+    sink_with(
+        tmp_path,
+        [2, 5, 9],
+        [3, 6, 7],
+        processed=9,
+        news_seqs=(4,),
+        round_seqs=(8,),
+        status_seqs=(1,),
+    )
     (tmp_path / "performance.csv").unlink()
-    since, _ = replay(tmp_path, FILLS, UPDATES, 13)
+    since, _ = replay(tmp_path, FILLS, UPDATES, 14)
     assert since == 0
     assert_every_file_once(tmp_path)
 
@@ -310,7 +377,8 @@ def test_a_directory_from_before_news_and_rounds_gets_them_from_the_history(
     sink_with(tmp_path, [2, 5, 9], [3, 6, 7], processed=9)
     (tmp_path / "news.csv").unlink()
     (tmp_path / "rounds.csv").unlink()
-    since, _ = replay(tmp_path, FILLS, UPDATES, 13)
+    (tmp_path / "status.csv").unlink()
+    since, _ = replay(tmp_path, FILLS, UPDATES, 14)
     assert since == 0  # the new files need the whole history; the old ones skip what they hold
     assert_every_file_once(tmp_path)
 
@@ -323,7 +391,7 @@ def test_foreign_and_torn_headers(tmp_path: Path) -> None:
     assert resume.since == 0 and not any(t.existed for t in resume.files.values())
     assert (tmp_path / "trades.csv.1.bad").read_text() == "a,b,c\n1,2,3\n"
     assert [event for event, _ in seen] == ["csv_header_mismatch"]
-    replay(tmp_path, FILLS, UPDATES, 13)
+    replay(tmp_path, FILLS, UPDATES, 14)
     assert_every_file_once(tmp_path)
 
 

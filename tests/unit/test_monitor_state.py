@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from exchange.protocol.messages import (
     AccountUpdate,
+    AuctionInfo,
     BookSnapshot,
     BookUpdate,
     Error,
@@ -17,6 +19,7 @@ from exchange.protocol.messages import (
     Leaderboard,
     LeaderboardRow,
     Liquidation,
+    MarketStatus,
     News,
     Position,
     RoundStarted,
@@ -313,10 +316,58 @@ def test_rounds_remembered_are_bounded_and_an_unknown_round_has_a_plain_title() 
 
 def test_the_feed_asks_for_news_and_rounds_and_accounts_only_with_a_token() -> None:
     assert channels(None) == [
-        "instruments", "book.*", "trades.*", "liquidations", "news", "rounds"
+        "instruments", "book.*", "trades.*", "liquidations", "status", "news", "rounds"
     ]  # fmt: skip
-    assert channels("t")[-1] == "accounts" and {"news", "rounds"} <= set(channels("t"))
+    assert channels("t")[-1] == "accounts"
+    assert {"status", "news", "rounds"} <= set(channels("t"))
     state = MonitorState()
     for panel in PANELS:
         reduce(state, SelectPanel(panel))
         assert state.panel == panel
+
+
+NOON = 1_714_564_800_000_000_000  # 2024-05-01T12:00:00Z
+
+
+def test_market_status_newest_seq_wins_and_the_auction_goes_with_the_open() -> None:
+    state = MonitorState()
+    halted = msgspec.structs.replace(info("AAPL"), status="halted")
+    reduce(state, Instruments(instruments=[halted, info("MSFT")]))
+    assert state.symbol_status("AAPL") == "halted" and state.symbol_status("MSFT") == "open"
+    reduce(state, MarketStatus("AAPL", "auction", "schedule", NOON + 10**10, NOON, 20))
+    reduce(state, AuctionInfo("AAPL", 100.5, 30, -4, NOON + 10**10, NOON + 1, 21))
+    reduce(state, MarketStatus("AAPL", "halted", "admin", None, NOON - 1, 19))  # older
+    assert state.symbol_status("AAPL") == "auction" and state.auctions["AAPL"].seq == 21
+    reduce(state, MarketStatus("AAPL", "open", "schedule", None, NOON + 10**10, 30))
+    assert state.symbol_status("AAPL") == "open" and state.auctions == {}
+    # After a reconnect the relay's statuses count whatever their seq (another history).
+    reduce(state, Disconnected("gone"))
+    reduce(state, MarketStatus("AAPL", "halted", "admin", None, NOON, 3))
+    assert state.symbol_status("AAPL") == "halted"
+    reduce(state, MarketStatus("AAPL", "open", "admin", None, NOON, 2))
+    assert state.symbol_status("AAPL") == "halted"  # fresh again: older ones lose
+
+
+def test_status_shows_in_the_status_line_and_the_book_header() -> None:
+    state = MonitorState()
+    reduce(state, Instruments(instruments=[info("AAPL"), info("MSFT", tick=0.5)]))
+    reduce(state, snap("AAPL", 5, [(99.9, 10)], [(100.1, 7)]))
+    reduce(state, snap("MSFT", 5, [(99.5, 10)], [(100.5, 7)]))
+    assert view.ladder(state).plain.splitlines()[0] == "AAPL book"
+    assert "AAPL  MSFT" in view.status_line(state).plain.replace("[AAPL]", "AAPL")
+    reduce(state, MarketStatus("AAPL", "halted", "circuit_breaker", NOON + 20 * 10**9, NOON, 6))
+    assert view.ladder(state).plain.splitlines()[0] == "AAPL book  HALTED  until 12:00:20.000"
+    reduce(state, MarketStatus("MSFT", "auction", "admin", None, NOON, 7))
+    assert "[AAPL] HALTED  MSFT AUCTION" in view.status_line(state).plain
+    reduce(state, SelectSymbol(symbol="MSFT"))
+    assert view.ladder(state).plain.splitlines()[0] == "MSFT book  AUCTION "
+    reduce(state, AuctionInfo("MSFT", None, 0, 12, None, NOON, 8))
+    assert view.ladder(state).plain.splitlines()[0] == "MSFT book  AUCTION  no cross imb +12"
+    reduce(state, AuctionInfo("MSFT", 101.5, 40, -3, NOON + 5 * 10**9, NOON, 9))
+    assert view.ladder(state).plain.splitlines()[0] == (
+        "MSFT book  AUCTION  ind. 101.5 x 40 imb -3 ends 12:00:05.000"
+    )
+    reduce(state, Trade("MSFT", 1, 101.5, 40, "auction", NOON + 5 * 10**9, 10))
+    assert view.tape(state).plain.splitlines()[1].split() == [
+        "12:00:05.000", "MSFT", "auct", "101.5", "40"
+    ]  # fmt: skip

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from exchange.engine.scenario import ScenarioPlayer
-from exchange.protocol.messages import OperatorCommand, PublishNews, StartRound
+from exchange.protocol.messages import OperatorCommand, PublishNews, SetStatus, StartRound
 from exchange.protocol.scenario import ScenarioError, load
 from tests.support import REPO_ROOT
 
@@ -24,8 +24,11 @@ def write(tmp_path: Path, text: str) -> Path:
 def test_the_shipped_scenario_loads_in_time_order() -> None:
     scenario = load(REPO_ROOT / "scenarios" / "earnings.toml")
     assert [e.at_s for e in scenario.entries] == sorted(e.at_s for e in scenario.entries)
-    first = scenario.entries[0].command
-    assert isinstance(first, PublishNews) and first.shock == 0.03
+    halt, news = scenario.entries[0], scenario.entries[1]
+    assert halt.command == SetStatus(symbol="AAPL", status="halted", auction_s=10.0)
+    assert halt.until_s == 20.0 and halt.at_s == news.at_s
+    assert isinstance(news.command, PublishNews) and news.command.shock == 0.03
+    assert news.command.symbols == ["AAPL"]
     assert isinstance(scenario.entries[-1].command, StartRound)
 
 
@@ -45,7 +48,7 @@ def test_entries_are_sorted_by_time_ties_in_file_order(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("[[scenario]]\nat_s = 1\n", "exactly one of news, start_round"),
+        ("[[scenario]]\nat_s = 1\n", "exactly one of news, status, start_round"),
         ('[[scenario]]\nnews = { headline = "x" }\n', "at_s must be"),
         ('[[scenario]]\nat_s = -1\nnews = { headline = "x" }\n', "at_s must be"),
         ('[[scenario]]\nat_s = 1\nnews = { headline = "x" }\nhalt = 1\n', "unknown key 'halt'"),
@@ -53,6 +56,28 @@ def test_entries_are_sorted_by_time_ties_in_file_order(tmp_path: Path) -> None:
         ('[[scenario]]\nat_s = 1\nnews = { headline = "x", sentiment = 2 }\n', "sentiment"),
         ("[[scenario]]\nat_s = 1\nstart_round = { cash = 5 }\nshock = 0.1\n", "shock goes"),
         ("[x]\n", "unknown table 'x'"),
+        ('[[scenario]]\nat_s = 1\nstatus = { symbol = "A", status = "shut" }\n', "entry 1: status"),
+        ('[[scenario]]\nat_s = 1\nstatus = { status = "halted" }\n', "symbol"),
+        (
+            '[[scenario]]\nat_s = 1\nstatus = { symbol = "A", status = "halted", until = 5 }\n',
+            "unknown key 'until'",
+        ),
+        (
+            '[[scenario]]\nat_s = 1\nstatus = { symbol = "A", status = "open", until_s = 5 }\n',
+            "until_s goes with status halted",
+        ),
+        (
+            '[[scenario]]\nat_s = 1\nstatus = { symbol = "A", status = "halted", until_s = 0 }\n',
+            "until_s must be > 0",
+        ),
+        (
+            '[[scenario]]\nat_s = 1\nstatus = { symbol = "A", status = "open", auction_s = 5 }\n',
+            "auction_s goes with",
+        ),
+        (
+            '[[scenario]]\nat_s = 1\nstatus = { symbol = "*", status = "auction" }\nshock = 1\n',
+            "shock goes",
+        ),
         ("[[scenario]\n", "not valid TOML"),
     ],
 )
@@ -105,3 +130,29 @@ def test_the_player_submits_on_its_timeline_and_resumes_after_a_restart(tmp_path
     other = load(write(tmp_path, '[[scenario]]\nat_s = 1\nnews = { headline = "new" }\n'))
     fresh = ScenarioPlayer(other, sent.append, data, clock)
     assert (fresh.started_ns, fresh.played) == (106 * S, 0)
+
+
+def test_status_entries_get_their_until_from_the_players_clock(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "[[scenario]]\nat_s = 1\n"
+        'status = { symbol = "*", status = "halted", until_s = 2.5, auction_s = 10 }\n'
+        '[[scenario]]\nat_s = 4\nstatus = { symbol = "AAPL", status = "auction" }\n'
+        '[[scenario]]\nat_s = 9\nstatus = { symbol = "AAPL", status = "open" }\n',
+    )
+    scenario = load(path)
+    clock = Clock(100 * S)
+    sent: list[OperatorCommand] = []
+    player = ScenarioPlayer(scenario, sent.append, None, clock)
+    clock.now = 101 * S + 7  # fires a little late: until counts from when it fires
+    assert player.play_due() == 1
+    assert sent[0] == SetStatus(
+        symbol="*", status="halted", until=103 * S + S // 2 + 7, auction_s=10
+    )
+    clock.now = 110 * S
+    assert player.play_due() == 2
+    assert sent[1:] == [
+        SetStatus(symbol="AAPL", status="auction"),
+        SetStatus(symbol="AAPL", status="open"),
+    ]
+    assert scenario.entries[0].command.until is None  # type: ignore[union-attr]  # file unchanged
