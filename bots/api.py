@@ -135,6 +135,8 @@ class LimitOrder(msgspec.Struct, frozen=True):
     stp: SelfTradePrevention = "expire_taker"
     reduce_only: bool = False
     """Only shrink the position (cut to it; rejected when there is none)."""
+    display_qty: int | None = None
+    """An iceberg (gtc/gtd): the book shows at most this much at a time."""
 
 
 class MarketOrder(msgspec.Struct, frozen=True):

@@ -171,6 +171,7 @@ class BotState:
                     client_order_id=coid,
                     stp=intent.stp,
                     reduce_only=intent.reduce_only,
+                    display_qty=intent.display_qty if isinstance(intent, api.LimitOrder) else None,
                 )
             case api.ConditionalOrder():
                 coid = intent.client_order_id or client_order_id

@@ -52,6 +52,7 @@ class Order:
         "client_order_id",
         "cum_cost",
         "cum_qty",
+        "display",
         "expire_at",
         "is_buy",
         "leaves",
@@ -65,6 +66,7 @@ class Order:
         "qty",
         "reduce_only",
         "reserve",
+        "shown",
         "stp",
         "tif",
         "trigger",
@@ -96,6 +98,8 @@ class Order:
         triggered: bool = False,  # a conditional or scheduled order that has fired
         pending: int = NOT_PENDING,  # ARMED / SCHEDULED / FIRING: alive but not in the book
         reserve: int = 0,  # ticks its open exposure is valued at while pending
+        display: int = 0,  # an iceberg's display_qty; 0: not an iceberg
+        shown: int = 0,  # an iceberg's slice on the book now (the rest of leaves is hidden)
     ) -> None:
         self.order_id = order_id
         self.account = account
@@ -120,6 +124,8 @@ class Order:
         self.triggered = triggered
         self.pending = pending
         self.reserve = reserve
+        self.display = display
+        self.shown = shown
 
     def __repr__(self) -> str:
         side = "buy" if self.is_buy else "sell"
@@ -204,7 +210,12 @@ class OrderBook:
                     self.best_ask = price
             self.changed_asks.add(price)
         level.orders.append(order)
-        level.qty += order.leaves
+        if order.display:
+            if not order.shown:  # a new slice (a restored order keeps its own)
+                order.shown = min(order.display, order.leaves)
+            level.qty += order.shown
+        else:
+            level.qty += order.leaves
         order.live = True
 
     def remove(self, order: Order, purge: bool = False) -> None:
@@ -218,7 +229,7 @@ class OrderBook:
         side = self.bids if order.is_buy else self.asks
         level = side[price]
         order.live = False
-        level.qty -= order.leaves
+        level.qty -= order.shown if order.display else order.leaves
         if order.is_buy:
             self.changed_bids.add(price)
         else:
@@ -234,10 +245,16 @@ class OrderBook:
             level.compact()
 
     def reduce(self, order: Order, by: int) -> None:
-        """Lower a resting order's leaves by ``by`` in place (keeps time priority)."""
+        """Lower a resting order's leaves by ``by`` in place (keeps time priority); an
+        iceberg loses hidden quantity first."""
         side = self.bids if order.is_buy else self.asks
-        side[order.price].qty -= by
         order.leaves -= by
+        if order.display:
+            shown = min(order.shown, order.leaves)
+            side[order.price].qty -= order.shown - shown
+            order.shown = shown
+        else:
+            side[order.price].qty -= by
         if order.is_buy:
             self.changed_bids.add(order.price)
         else:

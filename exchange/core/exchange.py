@@ -294,6 +294,12 @@ class Exchange:
             if problem is not None:
                 self._reject(account, cmd, "invalid_order", problem)
                 return
+        if cmd.display_qty is not None and (
+            order_type != "limit" or (tif != "gtc" and tif != "gtd")
+        ):
+            text = "display_qty needs a gtc or gtd limit order"
+            self._reject(account, cmd, "invalid_order", text)
+            return
         expire_at = cmd.expire_at
         if tif == "gtd":
             if is_market:
@@ -384,6 +390,7 @@ class Exchange:
             activate_at=cmd.activate_at,
             reduce_only=cmd.reduce_only,
             reserve=reserve,
+            display=cmd.display_qty or 0,
         )
         start = len(venue.events)
         report(venue, order, "new", "new", cmd.req_id, None, cut_text)
@@ -586,6 +593,7 @@ class Exchange:
         order.qty = new_qty
         order.leaves = new_leaves
         order.price = new_price
+        order.shown = 0  # an iceberg shows a new slice
         start = len(venue.events)
         report(venue, order, "replaced", status_of(order), cmd.req_id)
         execute(venue, order, new_price, True)

@@ -44,7 +44,12 @@ def violations(venue: Venue) -> list[str]:
                 )
             for price, level in levels.items():
                 orders = [o for o in level.orders if o.live]
-                total = sum(o.leaves for o in orders)
+                total = sum(o.shown if o.display else o.leaves for o in orders)
+                if len({o.order_id for o in orders}) != len(orders):
+                    problems.append(f"{symbol} @{price}: an order is queued twice")
+                for o in orders:
+                    if o.display and not 0 < o.shown <= min(o.display, o.leaves):
+                        problems.append(f"iceberg {o.order_id}: shows {o.shown} of {o.leaves}")
                 if level.qty != total or total <= 0:
                     problems.append(
                         f"{symbol} @{price}: level qty {level.qty}, orders hold {total}"

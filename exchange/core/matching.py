@@ -146,11 +146,14 @@ def match(venue: Venue, taker: Order, limit: int) -> str | None:
                         if best not in levels:
                             break
                         continue
-            qty = taker.leaves if taker.leaves < maker.leaves else maker.leaves
+            shown = maker.shown if maker.display else maker.leaves  # an iceberg: its slice
+            qty = taker.leaves if taker.leaves < shown else shown
             notional = best * qty * tick_value
             maker_fee = fee(notional, maker_rate)
             taker_fee = fee(notional, taker_rate)
             maker.leaves -= qty
+            if maker.display:
+                maker.shown -= qty
             maker.cum_qty += qty
             maker.cum_cost += best * qty
             taker.leaves -= qty
@@ -227,6 +230,11 @@ def match(venue: Venue, taker: Order, limit: int) -> str | None:
                 maker.live = False
                 unlist(maker)
                 remember_done(venue, maker, "filled")
+            elif maker.display and not maker.shown:  # the next slice, at the back
+                orders.popleft()
+                maker.shown = maker.display if maker.display < maker.leaves else maker.leaves
+                orders.append(maker)
+                level.qty += maker.shown
             if level.qty == 0:
                 book.drop_level(not is_buy, best)
                 break

@@ -215,6 +215,8 @@ def _order(venue: Venue, o: OrderState, book: OrderBook) -> Order:
         triggered=o.triggered,
         pending=o.pending,
         reserve=o.reserve,
+        display=o.display,
+        shown=o.shown,
     )
 
 
@@ -241,6 +243,8 @@ def _order_state(order: Order) -> OrderState:
         order.triggered,
         order.pending,
         order.reserve,
+        order.display,
+        order.shown,
     )
 
 

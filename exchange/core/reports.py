@@ -85,6 +85,7 @@ def order_report(
         order.activate_at,  # activate_at
         order.reduce_only,  # reduce_only
         order.triggered,  # triggered
+        order.display or None,  # display_qty
     )
 
 
@@ -135,6 +136,7 @@ def trade_report(
         order.activate_at,  # activate_at
         order.reduce_only,  # reduce_only
         order.triggered,  # triggered
+        order.display or None,  # display_qty
     )
 
 
@@ -181,6 +183,7 @@ def rejected_report(
         cmd.activate_at,  # activate_at
         cmd.reduce_only,  # reduce_only
         False,  # triggered
+        cmd.display_qty,  # display_qty
     )
 
 
@@ -292,4 +295,5 @@ def order_info(order: Order) -> OrderInfo:
         activate_at=order.activate_at,
         reduce_only=order.reduce_only,
         triggered=order.triggered,
+        display_qty=order.display or None,
     )

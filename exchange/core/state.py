@@ -57,6 +57,10 @@ class OrderState(msgspec.Struct, array_like=True, frozen=True):
     """``book.ARMED`` / ``book.SCHEDULED`` for a waiting order (``BookStateSnapshot.pending``)."""
     reserve: int = 0
     """Ticks a waiting order's exposure is reserved at."""
+    display: int = 0
+    """An iceberg's ``display_qty`` (0: not one)."""
+    shown: int = 0
+    """An iceberg's slice on the book now."""
 
 
 class LevelState(msgspec.Struct, array_like=True, frozen=True):

@@ -230,7 +230,8 @@ def auction_info(venue: Venue, book: OrderBook) -> None:
 
 def indicative(book: OrderBook) -> tuple[int, int, int]:
     """``(price ticks, qty, imbalance)`` of the uncross if it happened now; ``(0, 0, 0)``
-    when nothing crosses. The rule is the module doc's."""
+    when nothing crosses. The rule is the module doc's; icebergs count whole (hidden part
+    included: the uncross is one price, so it must clear the book)."""
     if not book.best_bid or not book.best_ask or book.best_bid < book.best_ask:
         return 0, 0, 0
     low, high = book.best_ask, book.best_bid
@@ -243,7 +244,7 @@ def indicative(book: OrderBook) -> tuple[int, int, int]:
     index = 0
     for price in reversed(candidates):
         while index < len(bids) and bids[index] >= price:
-            total += book.bids[bids[index]].qty
+            total += _level_total(book.bids[bids[index]].orders)
             index += 1
         buy_at[price] = total
     reference = book.last_trade or book.instrument.reference_ticks
@@ -253,7 +254,7 @@ def indicative(book: OrderBook) -> tuple[int, int, int]:
     index = 0
     for price in candidates:
         while index < len(asks) and asks[index] <= price:
-            total += book.asks[asks[index]].qty
+            total += _level_total(book.asks[asks[index]].orders)
             index += 1
         buy = buy_at[price]
         executable = buy if buy < total else total
@@ -280,16 +281,19 @@ def uncross(venue: Venue, book: OrderBook) -> bool:
     buyers = _queue(book, True, price)
     sellers = _queue(book, False, price)
     ts = venue.ts
+    icebergs: list[Order] = []
     while qty and buyers and sellers:
-        buyer = buyers[0]
-        seller = sellers[0]
-        size = min(qty, buyer.leaves, seller.leaves)
+        buyer, bought = buyers[0]
+        seller, sold = sellers[0]
+        size = min(qty, bought, sold)
         qty -= size
         notional = price * size * tick_value
         buyer_fee = _fee(notional, fee_rate)
         seller_fee = _fee(notional, fee_rate)
         for order, fee in ((buyer, buyer_fee), (seller, seller_fee)):
-            _take(venue, book, order, size, price)
+            _take(book, order, size, price)
+            if order.display:
+                icebergs.append(order)
             account = order.account
             holding = account.holdings[book.symbol]
             apply_fill(account, holding, order.is_buy, size, price)
@@ -331,25 +335,48 @@ def uncross(venue: Venue, book: OrderBook) -> bool:
                 )
             )
         venue.seq = seq + 3
-        for queue, order in ((buyers, buyer), (sellers, seller)):
+        for queue, left in ((buyers, bought - size), (sellers, sold - size)):
+            order, _ = queue[0]
+            if left:
+                queue[0] = (order, left)
+                continue
+            queue.popleft()
             if not order.leaves:
-                queue.popleft()
                 unlist(order)
                 remember_done(venue, order, "filled")
+    for order in icebergs:  # what is left of an iceberg shows its next slice, at the back
+        if order.live and order.display and not order.shown:
+            _refill(book, order)
+    for is_buy, levels in ((True, book.bids), (False, book.asks)):
+        for level_price in [p for p, level in levels.items() if level.qty == 0]:
+            book.drop_level(is_buy, level_price)
     venue.touched_books[book.symbol] = book
     return True
 
 
-def _queue(book: OrderBook, is_buy: bool, price: int) -> deque[Order]:
-    """The live orders of one side that can trade at ``price``, in price-time priority."""
+def _level_total(orders: deque[Order]) -> int:
+    """Everything the live orders of a level hold, icebergs' hidden parts included."""
+    return sum(order.leaves for order in orders if order.live)
+
+
+def _queue(book: OrderBook, is_buy: bool, price: int) -> deque[tuple[Order, int]]:
+    """``(order, lots)`` of one side that can trade at ``price``, in priority: by price, then
+    within a price what is shown in queue order, then the icebergs' hidden parts in queue
+    order."""
     side = book.bids if is_buy else book.asks
     prices = sorted((p for p in side if (p >= price if is_buy else p <= price)), reverse=is_buy)
-    return deque(o for p in prices for o in side[p].orders if o.live)
+    queue: deque[tuple[Order, int]] = deque()
+    for level_price in prices:
+        live = [o for o in side[level_price].orders if o.live]
+        queue.extend((o, o.shown if o.display else o.leaves) for o in live)
+        queue.extend((o, o.leaves - o.shown) for o in live if o.display and o.leaves > o.shown)
+    return queue
 
 
-def _take(venue: Venue, book: OrderBook, order: Order, size: int, price: int) -> None:
-    """``size`` lots of resting ``order`` trade at ``price``: its leaves, its level, its
-    holding's open exposure (at its own limit price) and its fill totals."""
+def _take(book: OrderBook, order: Order, size: int, price: int) -> None:
+    """``size`` lots of resting ``order`` trade at ``price``: its leaves (an iceberg's slice
+    first), its level, its holding's open exposure (at its own limit price) and its fill
+    totals. Empty levels are dropped by the caller once the uncross is done."""
     order.cum_qty += size
     order.cum_cost += price * size
     holding = order.account.holdings[book.symbol]
@@ -359,10 +386,14 @@ def _take(venue: Venue, book: OrderBook, order: Order, size: int, price: int) ->
     else:
         holding.open_sell_qty -= size
         holding.open_sell_value -= size * order.price
-    side = book.bids if order.is_buy else book.asks
-    level = side[order.price]
+    level = (book.bids if order.is_buy else book.asks)[order.price]
     order.leaves -= size
-    level.qty -= size
+    if order.display:
+        from_slice = size if size < order.shown else order.shown
+        order.shown -= from_slice
+        level.qty -= from_slice
+    else:
+        level.qty -= size
     if order.is_buy:
         book.changed_bids.add(order.price)
     else:
@@ -370,8 +401,15 @@ def _take(venue: Venue, book: OrderBook, order: Order, size: int, price: int) ->
     if not order.leaves:
         order.live = False
         level.dead += 1
-        if level.qty == 0:
-            book.drop_level(order.is_buy, order.price)
+
+
+def _refill(book: OrderBook, order: Order) -> None:
+    """An iceberg whose slice is done shows its next one at the back of its price's queue."""
+    level = (book.bids if order.is_buy else book.asks)[order.price]
+    order.shown = min(order.display, order.leaves)
+    level.orders.remove(order)  # out of its old place in the queue (it is still live)
+    level.orders.append(order)
+    level.qty += order.shown
 
 
 def _fee(notional: int, rate: int) -> int:

@@ -125,6 +125,9 @@ class NewOrder(_Request, frozen=True, tag="new_order"):
     """The order may only shrink the account's position (cut to it, else rejected)."""
     activate_at: int | None = None
     """ns since the epoch: accepted now, enters matching (or arms its trigger) only then."""
+    display_qty: Annotated[int, msgspec.Meta(ge=1, le=2**53 - 1)] | None = None
+    """An iceberg (gtc/gtd limit orders): the book and the feed show at most this much; each
+    new slice goes to the back of its price's queue (PROTOCOL §3.1)."""
 
 
 class CancelOrder(_Request, frozen=True, tag="cancel_order"):
@@ -346,6 +349,7 @@ class ExecutionReport(_Server, frozen=True, tag="execution_report"):
     activate_at: int | None = None
     reduce_only: bool = False
     triggered: bool = False
+    display_qty: int | None = None
 
 
 class CancelReject(_Server, frozen=True, tag="cancel_reject"):
@@ -436,6 +440,7 @@ class OrderInfo(msgspec.Struct, frozen=True, gc=False):
     activate_at: int | None = None
     reduce_only: bool = False
     triggered: bool = False
+    display_qty: int | None = None
 
 
 class OrderState(_Server, frozen=True, tag="order"):

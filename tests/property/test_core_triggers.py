@@ -21,14 +21,21 @@ sides = st.sampled_from(("buy", "sell"))
 reduce_only = st.sampled_from((False, False, False, True))
 
 plain = st.builds(
-    lambda side, qty, price, tif, reduce_only: NewOrder(
-        symbol=SYMBOL, side=side, qty=qty, price=price, tif=tif, reduce_only=reduce_only
+    lambda side, qty, price, tif, reduce_only, display: NewOrder(
+        symbol=SYMBOL,
+        side=side,
+        qty=qty,
+        price=price,
+        tif=tif,
+        reduce_only=reduce_only,
+        display_qty=display if tif == "gtc" else None,  # icebergs among the resting orders
     ),
     sides,
     qtys,
     prices,
     st.sampled_from(("gtc", "gtc", "ioc")),
     reduce_only,
+    st.sampled_from((None, None, None, 1, 3)),
 )
 market = st.builds(
     lambda side, qty, reduce_only: NewOrder(

@@ -74,3 +74,12 @@ def test_a_bracket_is_one_cancels_the_other_through_reduce_only() -> None:
     ]
     assert mine[-1].reject_reason == "reduce_only"
     assert d.ex.open_orders("a") == []
+
+
+def test_a_limit_intent_can_be_an_iceberg() -> None:
+    from bots.api import Context, LimitOrder
+    from bots.state import BotState
+
+    ctx = Context.for_test()
+    request = BotState(ctx).request_for(LimitOrder("buy", 99.0, 50, display_qty=5), "c1")
+    assert request is not None and request.display_qty == 5  # type: ignore[union-attr]

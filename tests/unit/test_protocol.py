@@ -27,7 +27,7 @@ def test_core_builds_these_structs_positionally_so_their_field_order_is_pinned()
         "order_type", "tif", "price", "qty", "cum_qty", "leaves_qty", "avg_px", "trade_id",
         "last_px", "last_qty", "liquidity", "fee", "reject_reason", "text", "post_only",
         "liquidation", "retry_after_ms", "req_id", "ts", "seq", "expire_at",
-        "trigger_price", "activate_at", "reduce_only", "triggered",
+        "trigger_price", "activate_at", "reduce_only", "triggered", "display_qty",
     )  # fmt: skip
     assert Fill.__struct_fields__ == (
         "symbol", "trade_id", "price", "qty", "aggressor", "buy_account", "sell_account",
