@@ -6,6 +6,9 @@ Flows (seeded, reproducible):
           15% marketable IOC orders sweeping 1-3 levels; about 1k resting orders.
   deep    the same mix over a book prefilled with ~20k resting orders on ~600 levels.
   lobster the AMZN full-day LOBSTER message file replayed as orders (../shared/data).
+  stops   10k resting stops far from the market, then the mixed flow with 20% of all
+          commands stop orders 0.05-2.00 away from the drifting mid (some fire).
+  iceberg the mixed flow with 30% of the passive adds icebergs (display_qty a fifth).
 
 Each flow is generated once by driving a scratch core (so cancels name live orders), then
 the recorded command list is replayed into a fresh core and timed. Replays are checked to be
@@ -104,7 +107,26 @@ class FlowGenerator:
         self.commands.append((account, command))
         self._track(self.core.submit(account, command, self.ts))
 
-    def passive(self, symbol: str) -> None:
+    def stop(self, symbol: str, distance: int = 0) -> None:
+        """A conditional order: a buy stop above the fair price or a sell stop below it
+        (``distance`` ticks away; 0: 5-200 ticks, so the drifting market fires some)."""
+        rng = self.rng
+        fair = int(self.fair[symbol])
+        away = distance or rng.randint(5, 200)
+        side = "buy" if rng.random() < 0.5 else "sell"
+        trigger = fair + away if side == "buy" else max(1, fair - away)
+        self.send(
+            rng.choice(ACCOUNTS),
+            NewOrder(
+                symbol=symbol,
+                side=side,
+                qty=rng.randint(1, 20),
+                order_type="stop",
+                trigger_price=trigger / 100,
+            ),
+        )
+
+    def passive(self, symbol: str, iceberg: bool = False) -> None:
         rng = self.rng
         book = self.core.book(symbol)
         assert book is not None
@@ -122,7 +144,13 @@ class FlowGenerator:
         qty = rng.randint(1, 100)
         self.send(
             rng.choice(ACCOUNTS),
-            NewOrder(symbol=symbol, side=side, qty=qty, price=price / 100),
+            NewOrder(
+                symbol=symbol,
+                side=side,
+                qty=qty,
+                price=price / 100,
+                display_qty=max(1, qty // 5) if iceberg else None,
+            ),
         )
 
     def cancel(self) -> None:
@@ -163,14 +191,20 @@ class FlowGenerator:
             NewOrder(symbol=symbol, side=side, qty=max(qty, 1), price=price / 100, tif="ioc"),
         )
 
-    def mixed(self, ops: int) -> None:
+    def mixed(self, ops: int, stops: float = 0.0, icebergs: float = 0.0) -> None:
+        """``ops`` commands of the mixed flow; ``stops`` of the passive adds are stop orders
+        instead, ``icebergs`` of them icebergs (``display_qty`` a fifth of the order)."""
         rng = self.rng
         symbols = self.symbols
         while len(self.commands) < ops:
             symbol = symbols[len(self.commands) % len(symbols)]
             roll = rng.random()
             if roll < 0.55:
-                self.passive(symbol)
+                kind = rng.random()
+                if kind < stops:
+                    self.stop(symbol)
+                else:
+                    self.passive(symbol, iceberg=kind < stops + icebergs)
             elif roll < 0.85:
                 self.cancel()
             else:
@@ -396,7 +430,7 @@ def memory_per_resting_order(count: int = 100_000) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ops", type=int, default=1_000_000)
-    parser.add_argument("--flows", default="mixed,deep,lobster")
+    parser.add_argument("--flows", default="mixed,deep,lobster,stops,iceberg")
     parser.add_argument("--symbols", default="1,4")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--memory", action="store_true", help="also measure bytes per order")
@@ -420,10 +454,17 @@ def main() -> None:
             if flow == "lobster":
                 commands, config = lobster_commands()
             else:
-                generator = FlowGenerator(SYMBOLS[:nsym], args.seed, 30 if flow == "mixed" else 60)
+                generator = FlowGenerator(SYMBOLS[:nsym], args.seed, 30 if flow != "deep" else 60)
                 if flow == "deep":
                     generator.prefill(20_000, 300)
-                generator.mixed(args.ops)
+                if flow == "stops":  # 10k resting stops far away, then 20% of ops stops
+                    for i in range(10_000):
+                        generator.stop(SYMBOLS[i % nsym], distance=2_000 + i % 500)
+                    generator.mixed(args.ops + 10_000, stops=0.36)
+                elif flow == "iceberg":  # 30% of the passive adds are icebergs
+                    generator.mixed(args.ops, icebergs=0.3)
+                else:
+                    generator.mixed(args.ops)
                 commands = generator.commands
                 config = make_config(SYMBOLS[:nsym])
                 reference = generator.core

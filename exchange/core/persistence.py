@@ -249,8 +249,17 @@ def _order_state(order: Order) -> OrderState:
 
 
 def _status_state(book: OrderBook, control: Control) -> StatusState | None:
-    if book.state == OPEN and not control.lows and not control.highs:
-        return None
+    if (
+        book.state == OPEN
+        and control.reason == "admin"
+        and control.until is None
+        and not control.reopen_auction_ns
+        and not control.info_sent
+        and control.info_due is None
+        and not control.lows
+        and not control.highs
+    ):
+        return None  # as a fresh venue has it
     return StatusState(
         book.state,  # type: ignore[arg-type]
         control.reason,

@@ -11,7 +11,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from exchange.core import Exchange
-from exchange.protocol.messages import AdvanceTime, AmendOrder, CancelOrder, NewOrder
+from exchange.protocol.messages import (
+    AdvanceTime,
+    AmendOrder,
+    CancelOrder,
+    Fill,
+    MarketStatus,
+    NewOrder,
+    SetStatus,
+)
 from tests.unit.core_helpers import SYMBOL, Driver, make_exchange
 
 ACCOUNTS = ("a", "b", "c")
@@ -70,6 +78,15 @@ scheduled = st.builds(
     st.integers(min_value=1, max_value=50),
 )
 
+status_step = st.tuples(
+    st.just("status"),
+    st.just(""),
+    st.tuples(
+        st.sampled_from(("halted", "auction", "auction", "open")),
+        st.sampled_from((None, 10, 40)),  # ns until it ends by itself
+    ),
+)
+
 step = st.one_of(
     st.tuples(st.just("plain"), st.sampled_from(ACCOUNTS), plain),
     st.tuples(st.just("plain"), st.sampled_from(ACCOUNTS), plain),
@@ -84,6 +101,9 @@ step = st.one_of(
         st.tuples(st.integers(0, 40), prices, st.sampled_from((None, 1, 5))),
     ),
     st.tuples(st.just("time"), st.just(""), st.integers(min_value=1, max_value=30)),
+    status_step,
+    status_step,
+    status_step,
 )
 
 
@@ -102,6 +122,16 @@ def apply(d: Driver, kind: str, account: str, arg: Any) -> None:
         index, price, qty = arg
         order_id = _pick(d, account, index)
         d.send(account, AmendOrder(order_id=order_id, trigger_price=price, qty=qty))
+    elif kind == "status":
+        state, length = arg
+        if state == "halted":
+            until = d.ts + 1 + length if length else None
+            d.send("", SetStatus(symbol=SYMBOL, status="halted", until=until, auction_s=0.0))
+        elif state == "auction":
+            auction_s = length / 1e9 if length else None
+            d.send("", SetStatus(symbol=SYMBOL, status="auction", auction_s=auction_s))
+        else:
+            d.send("", SetStatus(symbol=SYMBOL, status="open"))
     else:
         d.ts += arg
         d.send("", AdvanceTime())
@@ -126,7 +156,24 @@ def test_random_streams_keep_invariants_and_restore_exactly(
             restored.ts = d.ts
             assert restored.ex.state_hash() == d.ex.state_hash()
         before = len(d.events)
+        state = d.ex.book(SYMBOL).state  # type: ignore[union-attr]
         apply(d, kind, account, arg)
+        if state != "open":
+            # Nothing trades while halted or in auction: a command that began so trades only
+            # the uncross (aggressor auction) before its market_status open, and after it.
+            events = d.events[before:]
+            opened = next(
+                (
+                    i
+                    for i, e in enumerate(events)
+                    if isinstance(e, MarketStatus) and e.status == "open"
+                ),
+                None,
+            )
+            for i, event in enumerate(events):
+                if isinstance(event, Fill):
+                    assert opened is not None, (kind, arg)
+                    assert i > opened or event.aggressor == "auction", (kind, arg)
         if restored is not None:
             mark = len(restored.events)
             apply(restored, kind, account, arg)
@@ -138,3 +185,48 @@ def test_random_streams_keep_invariants_and_restore_exactly(
         for info in d.ex.open_orders(name):
             if info.reduce_only and holding is not None:
                 assert info.leaves_qty <= abs(holding.qty)
+
+
+auction_step = st.one_of(
+    st.tuples(st.just("plain"), st.sampled_from(ACCOUNTS), plain),
+    st.tuples(st.just("plain"), st.sampled_from(ACCOUNTS), plain),
+    st.tuples(st.just("conditional"), st.sampled_from(ACCOUNTS), conditional),
+    st.tuples(st.just("cancel"), st.sampled_from(ACCOUNTS), st.integers(0, 40)),
+    st.tuples(st.just("time"), st.just(""), st.integers(min_value=1, max_value=30)),
+    status_step,
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(auction_step, min_size=1, max_size=60).map(
+        lambda steps: [("status", "", ("auction", None)), *steps, ("status", "", ("open", None))]
+    )
+)
+def test_auctions_and_halts_keep_invariants_and_trade_only_when_open(
+    steps: list[tuple[str, str, Any]],
+) -> None:
+    """Streams that start with an auction and end with an open, icebergs and stops among
+    the orders: the invariants hold after every command (the Driver), nothing trades but the
+    uncross while the book is not open, and the book is uncrossed once open."""
+    d = Driver(make_exchange(price_band=0.1))
+    for kind, account, arg in steps:
+        before = len(d.events)
+        state = d.ex.book(SYMBOL).state  # type: ignore[union-attr]
+        apply(d, kind, account, arg)
+        if state != "open":
+            events = d.events[before:]
+            opened = next(
+                (
+                    i
+                    for i, e in enumerate(events)
+                    if isinstance(e, MarketStatus) and e.status == "open"
+                ),
+                None,
+            )
+            for i, event in enumerate(events):
+                if isinstance(event, Fill):
+                    assert opened is not None and (i > opened or event.aggressor == "auction")
+    book = d.ex.book(SYMBOL)
+    assert book is not None and book.state == "open"
+    assert not (book.best_bid and book.best_ask and book.best_bid >= book.best_ask)

@@ -217,3 +217,22 @@ def test_amends_and_cancels_in_an_auction_never_trade() -> None:
     out = d.amend("a", order_id=bid, price=100.5)  # crosses now: rests anyway
     assert not fills(out) and reports(out)[0].exec_type == "replaced"
     assert reports(d.send("a", CancelOrder(order_id=bid)))[0].exec_type == "canceled"
+
+
+def test_a_circuit_breaker_tripped_mid_sweep_halts_after_the_sweep() -> None:
+    """A buy sweeps 101, 104 and 108: the print at 108 is 8% above the window's low (100),
+    past the 5% move; the order still completes, then the symbol halts."""
+    breaker = CircuitBreaker(move=0.05, window_s=60.0, halt_s=30.0, auction_s=0.0)
+    d = Driver(make_exchange(circuit_breaker=breaker))
+    d.order("a", "sell", 1, 100.0)
+    d.order("b", "buy", 1, 100.0)
+    for price in (101.0, 104.0, 108.0):
+        d.order("a", "sell", 2, price)
+    out = d.order("b", "buy", 6, 108.0)
+    assert [(f.price, f.qty) for f in fills(out)] == [(101.0, 2), (104.0, 2), (108.0, 2)]
+    kinds = [type(e).__name__ for e in out]
+    assert kinds.index("MarketStatus") > max(i for i, k in enumerate(kinds) if k == "Fill")
+    (change,) = of(out, MarketStatus)
+    assert (change.status, change.reason) == ("halted", "circuit_breaker")
+    out = at(d, change.until)  # auction_s 0: straight back to open
+    assert [m.status for m in of(out, MarketStatus)] == ["open"]
