@@ -9,9 +9,9 @@ instruments' ``reference_price`` (and ``instruments`` subscribers get the new li
 the instrument's ``status`` (``instruments`` subscribers get the new list). A ``status``
 subscriber first gets one ``market_status`` for every symbol (open ones too: the whole picture
 in one place), then the latest ``auction`` of every symbol in auction. A status the relay only
-knows from an engine snapshot (it started, or resynced, after the change) is sent with
-``reason`` ``admin``, ``until`` null and the snapshot's ``seq``/``ts``: the snapshot carries
-each instrument's ``status`` only. The
+knows from an engine snapshot (it started, or resynced, after the change) is sent as the
+snapshot's ``statuses`` give it (reason and ``until`` included), with the snapshot's
+``seq``/``ts``. The
 ``rounds`` channel gets the latest ``leaderboard`` when subscribing, whenever the engine
 publishes a new one, and every second from the shell (``leaderboard_tick``). Every method returns
 ``Outgoing`` triples ``(audience, frame, kind)`` in the order they must be written: each
@@ -160,7 +160,7 @@ class MarketFeed(Generic[C]):
         self.accounts = {update.account: update for update in snapshot.accounts}
         if snapshot.leaderboard is not None:
             self.leaderboard = snapshot.leaderboard
-        changed_statuses = self._learn_statuses(seq, ts)
+        changed_statuses = self._learn_statuses(seq, ts, snapshot.statuses)
         self.last_seq = seq
         self.synced = True
         if self.symbols != old_symbols:
@@ -195,17 +195,23 @@ class MarketFeed(Generic[C]):
             out.extend((audience, encode(status), STATUS) for status in changed_statuses)
         return out
 
-    def _learn_statuses(self, seq: int, ts: int) -> list[MarketStatus]:
+    def _learn_statuses(
+        self, seq: int, ts: int, given: list[MarketStatus] | None = None
+    ) -> list[MarketStatus]:
         """Align ``statuses`` and ``auctions`` with the instruments' ``status`` (after a
-        snapshot); returns the statuses that changed."""
+        snapshot: ``given`` are its statuses, with their reasons and ends); returns the
+        statuses that changed."""
         changed: list[MarketStatus] = []
         statuses: dict[str, MarketStatus] = {}
+        from_snapshot = {status.symbol: status for status in given or ()}
         for info in self.instruments:
             known = self.statuses.get(info.symbol)
             if known is not None and known.status == info.status:
                 statuses[info.symbol] = known
                 continue
-            status = statuses[info.symbol] = _learned_status(info, seq, ts)
+            status = statuses[info.symbol] = from_snapshot.get(info.symbol) or _learned_status(
+                info, seq, ts
+            )
             changed.append(status)
         self.statuses = statuses
         self.auctions = {

@@ -77,6 +77,7 @@ from exchange.protocol.messages import (
     Fill,
     InstrumentInfo,
     Leaderboard,
+    MarketStatus,
     NewOrder,
     OrderInfo,
     OrderStatus,
@@ -123,6 +124,22 @@ class Exchange:
     def round(self) -> int:
         """The current round (0 before the first ``start_round``)."""
         return self.venue.round
+
+    def market_statuses(self, ts: int, seq: int) -> list[MarketStatus]:
+        """Every symbol's trading status now, as ``market_status`` messages stamped ``ts`` and
+        ``seq`` (for snapshots of the event stream)."""
+        venue = self.venue
+        return [
+            MarketStatus(
+                symbol=symbol,
+                status=book.state,  # type: ignore[arg-type]
+                reason=venue.controls[symbol].reason,
+                until=venue.controls[symbol].until,
+                ts=ts,
+                seq=seq,
+            )
+            for symbol, book in venue.books.items()
+        ]
 
     def leaderboard(self) -> Leaderboard | None:
         """The last ``leaderboard`` published (None before the first since start-up)."""

@@ -76,6 +76,7 @@ def build_snapshot(core: Exchange, ts: int) -> bytes:
         books=books,
         accounts=[account.view(ts, seq) for account in core.accounts()],
         leaderboard=core.leaderboard(),
+        statuses=core.market_statuses(ts, seq),
     )
     return encode(snapshot)
 

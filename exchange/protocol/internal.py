@@ -31,6 +31,7 @@ from exchange.protocol.messages import (
     GetOrders,
     InstrumentInfo,
     Leaderboard,
+    MarketStatus,
     NewOrder,
     PriceLevel,
     PublishNews,
@@ -164,6 +165,9 @@ class EngineSnapshot(msgspec.Struct, frozen=True, gc=False, tag_field="type", ta
     accounts: list[AccountUpdate]
     leaderboard: Leaderboard | None = None
     """The last ``leaderboard`` the engine published (None before the first)."""
+    statuses: list[MarketStatus] = []
+    """Every symbol's trading status with its reason and end (``seq``/``ts``: the
+    snapshot's), so a relay that (re)joins tells the whole story."""
 
 
 class EngineHeartbeat(msgspec.Struct, frozen=True, gc=False, tag_field="type", tag="heartbeat"):

@@ -48,7 +48,8 @@ async def test_the_relay_follows_a_halt_an_auction_and_the_reopen() -> None:
                 lambda m: m["type"] == "market_status" and m["status"] == "halted"
             )
             assert (halted["symbol"], halted["until"], halted["req_id"]) == ("AAPL", until, None)
-            # A relay started now learns the halt from the engine's snapshot.
+            # A relay started now learns the halt, its reason and its end from the engine's
+            # snapshot.
             late = MarketDataRelay(
                 upstream=f"ws://127.0.0.1:{engine.event_port}",
                 instruments=instrument_infos(CONFIG),
@@ -62,7 +63,11 @@ async def test_the_relay_follows_a_halt_an_auction_and_the_reopen() -> None:
                 learned = await other.until(
                     lambda m: m["type"] == "market_status" and m["symbol"] == "AAPL"
                 )
-                assert (learned["status"], learned["until"]) == ("halted", None)
+                assert (learned["status"], learned["reason"], learned["until"]) == (
+                    "halted",
+                    "admin",
+                    until,
+                )
                 await other.close()
             finally:
                 await late.stop()
