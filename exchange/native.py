@@ -49,6 +49,7 @@ COMPILED_MODULES = (
     "risk",
     "liquidation",
     "triggers",
+    "intake",
     "operators",
     "market_control",
     "status",
