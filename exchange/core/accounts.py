@@ -65,6 +65,16 @@ class Holding:
         instrument = book.instrument
         return worst * instrument.tick_value * instrument.im_rate / RATE_SCALE
 
+    def expose(self, is_buy: bool, qty: int, ticks: int) -> None:
+        """Add ``qty`` lots (negative: remove them) valued at ``ticks`` to the open exposure of
+        one side: what every order that rests, waits, trades or shrinks does to its holding."""
+        if is_buy:
+            self.open_buy_qty += qty
+            self.open_buy_value += qty * ticks
+        else:
+            self.open_sell_qty += qty
+            self.open_sell_value += qty * ticks
+
     def unrealized(self) -> float:
         """Unrealized PnL in money units at the book's mark."""
         return self.qty * self.book.mark * self.book.instrument.tick_value - self.cost

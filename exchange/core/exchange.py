@@ -402,13 +402,7 @@ class Exchange:
             reduce_by = order.leaves - new_leaves
             if reduce_by:
                 book.reduce(order, reduce_by)
-                holding = account.holdings[book.symbol]
-                if order.is_buy:
-                    holding.open_buy_qty -= reduce_by
-                    holding.open_buy_value -= reduce_by * order.price
-                else:
-                    holding.open_sell_qty -= reduce_by
-                    holding.open_sell_value -= reduce_by * order.price
+                account.holdings[book.symbol].expose(order.is_buy, -reduce_by, order.price)
             order.qty = new_qty
             report(venue, order, "replaced", status_of(order), cmd.req_id)
             return

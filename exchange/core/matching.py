@@ -161,7 +161,7 @@ def match(venue: Venue, taker: Order, limit: int) -> str | None:
             taker.cum_cost += best * qty
             level.qty -= qty
             maker_holding = maker_account.holdings[symbol]
-            if maker.is_buy:
+            if maker.is_buy:  # Holding.expose(maker.is_buy, -qty, best), inline: the fill loop
                 maker_holding.open_buy_qty -= qty
                 maker_holding.open_buy_value -= qty * best
             else:

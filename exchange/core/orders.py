@@ -47,7 +47,7 @@ def rest(venue: Venue, order: Order) -> None:
     venue.touched_books[book.symbol] = book
     account = order.account
     holding = account.holdings[book.symbol]
-    if order.is_buy:
+    if order.is_buy:  # Holding.expose and _index, inline: every passive order comes here
         holding.open_buy_qty += order.leaves
         holding.open_buy_value += order.leaves * order.price
     else:
@@ -70,26 +70,19 @@ def unrest(venue: Venue, order: Order, purge: bool = False) -> None:
         book.remove(order, purge)
         venue.touched_books[book.symbol] = book
         price = order.price
-    holding = order.account.holdings[book.symbol]
-    if order.is_buy:
-        holding.open_buy_qty -= order.leaves
-        holding.open_buy_value -= order.leaves * price
-    else:
-        holding.open_sell_qty -= order.leaves
-        holding.open_sell_value -= order.leaves * price
+    order.account.holdings[book.symbol].expose(order.is_buy, -order.leaves, price)
 
 
 def hold(venue: Venue, order: Order) -> None:
     """Index a pending order as live and reserve its exposure at ``order.reserve`` ticks (the
     caller arms or schedules it)."""
+    order.account.holding(order.book).expose(order.is_buy, order.leaves, order.reserve)
+    _index(order)
+
+
+def _index(order: Order) -> None:
+    """List ``order`` among its account's live orders (by id and client id), once."""
     account = order.account
-    holding = account.holding(order.book)
-    if order.is_buy:
-        holding.open_buy_qty += order.leaves
-        holding.open_buy_value += order.leaves * order.reserve
-    else:
-        holding.open_sell_qty += order.leaves
-        holding.open_sell_value += order.leaves * order.reserve
     if order.order_id not in account.orders:
         account.orders[order.order_id] = order
         if order.client_order_id is not None:
@@ -135,12 +128,7 @@ def shrink(venue: Venue, order: Order, allowed: int) -> None:
         price = order.price
         order.book.reduce(order, cut)
         venue.touched_books[order.book.symbol] = order.book
-    if order.is_buy:
-        holding.open_buy_qty -= cut
-        holding.open_buy_value -= cut * price
-    else:
-        holding.open_sell_qty -= cut
-        holding.open_sell_value -= cut * price
+    holding.expose(order.is_buy, -cut, price)
     order.qty -= cut
     text = f"reduce_only: qty cut to {order.qty} as the position shrank"
     report(venue, order, "replaced", status_of(order), None, None, text)

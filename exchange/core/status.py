@@ -37,6 +37,7 @@ from exchange.core.accounts import apply_fill
 from exchange.core.book import AUCTION, HALTED, OPEN, Order, OrderBook
 from exchange.core.instruments import RATE_SCALE
 from exchange.core.market_control import NS, Control
+from exchange.core.matching import fee
 from exchange.core.orders import remember_done, unlist
 from exchange.core.reports import fill_event, invalid, trade_report
 from exchange.core.triggers import run as run_triggers
@@ -288,17 +289,17 @@ def uncross(venue: Venue, book: OrderBook) -> bool:
         size = min(qty, bought, sold)
         qty -= size
         notional = price * size * tick_value
-        buyer_fee = _fee(notional, fee_rate)
-        seller_fee = _fee(notional, fee_rate)
-        for order, fee in ((buyer, buyer_fee), (seller, seller_fee)):
+        buyer_fee = fee(notional, fee_rate)
+        seller_fee = fee(notional, fee_rate)
+        for order, paid in ((buyer, buyer_fee), (seller, seller_fee)):
             _take(book, order, size, price)
             if order.display:
                 icebergs.append(order)
             account = order.account
             holding = account.holdings[book.symbol]
             apply_fill(account, holding, order.is_buy, size, price)
-            account.cash -= fee
-            account.fees += fee
+            account.cash -= paid
+            account.fees += paid
             venue.touched_accounts[account.name] = account
         venue.fee_pool += buyer_fee + seller_fee
         book.last_trade = price
@@ -321,7 +322,7 @@ def uncross(venue: Venue, book: OrderBook) -> bool:
                 seq=seq + 1,
             )
         )
-        for offset, (order, fee) in enumerate(((buyer, buyer_fee), (seller, seller_fee))):
+        for offset, (order, paid) in enumerate(((buyer, buyer_fee), (seller, seller_fee))):
             venue.events.append(
                 trade_report(
                     order,
@@ -329,7 +330,7 @@ def uncross(venue: Venue, book: OrderBook) -> bool:
                     price=display,
                     qty=size,
                     liquidity="maker",
-                    fee=fee,
+                    fee=paid,
                     ts=ts,
                     seq=seq + 2 + offset,
                 )
@@ -379,13 +380,7 @@ def _take(book: OrderBook, order: Order, size: int, price: int) -> None:
     totals. Empty levels are dropped by the caller once the uncross is done."""
     order.cum_qty += size
     order.cum_cost += price * size
-    holding = order.account.holdings[book.symbol]
-    if order.is_buy:
-        holding.open_buy_qty -= size
-        holding.open_buy_value -= size * order.price
-    else:
-        holding.open_sell_qty -= size
-        holding.open_sell_value -= size * order.price
+    order.account.holdings[book.symbol].expose(order.is_buy, -size, order.price)
     level = (book.bids if order.is_buy else book.asks)[order.price]
     order.leaves -= size
     if order.display:
@@ -410,12 +405,6 @@ def _refill(book: OrderBook, order: Order) -> None:
     level.orders.remove(order)  # out of its old place in the queue (it is still live)
     level.orders.append(order)
     level.qty += order.shown
-
-
-def _fee(notional: int, rate: int) -> int:
-    if rate >= 0:
-        return notional * rate // RATE_SCALE
-    return -(notional * -rate // RATE_SCALE)
 
 
 # ------------------------------------------------------------------------------ breakers

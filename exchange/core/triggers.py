@@ -154,13 +154,7 @@ def watch_reduce_only(venue: Venue, order: Order) -> None:
 def _release(order: Order) -> None:
     """Give back the exposure a pending order reserved (its ``leaves`` at ``reserve``)."""
     holding = order.account.holdings[order.book.symbol]
-    leaves = order.leaves
-    if order.is_buy:
-        holding.open_buy_qty -= leaves
-        holding.open_buy_value -= leaves * order.reserve
-    else:
-        holding.open_sell_qty -= leaves
-        holding.open_sell_value -= leaves * order.reserve
+    holding.expose(order.is_buy, -order.leaves, order.reserve)
 
 
 def fire(venue: Venue, order: Order) -> None:

@@ -30,6 +30,8 @@ from websockets.exceptions import ConnectionClosed
 from exchange.engine import EngineApp
 from exchange.protocol.config import SystemConfig, load_config
 from gateway.server import GatewayApp
+from marketdata.__main__ import instrument_infos
+from marketdata.server import MarketDataRelay
 from tests.support import seconds
 
 Message = dict[str, Any]
@@ -79,6 +81,25 @@ async def running_gateway(
         yield app
     finally:
         await app.stop()
+
+
+@asynccontextmanager
+async def running_relay(
+    engine: EngineApp, config: SystemConfig | None = None
+) -> AsyncIterator[MarketDataRelay]:
+    """A market-data relay on a free port, reading ``engine``'s event port."""
+    config = config or load_config(None)
+    relay = MarketDataRelay(
+        upstream=f"ws://127.0.0.1:{engine.event_port}",
+        instruments=instrument_infos(config),
+        settings=config.marketdata,
+        port=0,
+    )
+    await relay.start()
+    try:
+        yield relay
+    finally:
+        await relay.stop()
 
 
 def engine_url(engine: EngineApp) -> str:

@@ -14,7 +14,6 @@ from pathlib import Path
 from exchange.engine import EngineApp
 from exchange.protocol.scenario import load as load_scenario
 from gateway.server import GatewayApp
-from marketdata.__main__ import instrument_infos
 from marketdata.server import MarketDataRelay
 from tests.integration.clients import (
     config_with,
@@ -23,6 +22,7 @@ from tests.integration.clients import (
     gateway_client,
     running_engine,
     running_gateway,
+    running_relay,
 )
 from tests.integration.feed_client import FeedClient
 from tests.support import REPO_ROOT, seconds
@@ -38,18 +38,9 @@ async def venue(
     async with (
         running_engine(CONFIG, **kwargs) as engine,
         running_gateway(engine_url(engine), CONFIG) as gateway,
+        running_relay(engine, CONFIG) as relay,
     ):
-        relay = MarketDataRelay(
-            upstream=f"ws://127.0.0.1:{engine.event_port}",
-            instruments=instrument_infos(CONFIG),
-            settings=CONFIG.marketdata,
-            port=0,
-        )
-        await relay.start()
-        try:
-            yield engine, gateway, relay
-        finally:
-            await relay.stop()
+        yield engine, gateway, relay
 
 
 async def test_an_operator_has_no_account_and_cannot_trade() -> None:

@@ -11,9 +11,7 @@ from pathlib import Path
 
 from exchange.engine import EngineApp
 from exchange.protocol.scenario import load as load_scenario
-from marketdata.__main__ import instrument_infos
-from marketdata.server import MarketDataRelay
-from tests.integration.clients import event_client, gateway_client
+from tests.integration.clients import event_client, gateway_client, running_relay
 from tests.integration.feed_client import FeedClient
 from tests.integration.test_operators import CONFIG, venue
 
@@ -50,14 +48,7 @@ async def test_the_relay_follows_a_halt_an_auction_and_the_reopen() -> None:
             assert (halted["symbol"], halted["until"], halted["req_id"]) == ("AAPL", until, None)
             # A relay started now learns the halt, its reason and its end from the engine's
             # snapshot.
-            late = MarketDataRelay(
-                upstream=f"ws://127.0.0.1:{engine.event_port}",
-                instruments=instrument_infos(CONFIG),
-                settings=CONFIG.marketdata,
-                port=0,
-            )
-            await late.start()
-            try:
+            async with running_relay(engine, CONFIG) as late:
                 other = await FeedClient.open(f"ws://127.0.0.1:{late.port}")
                 await other.subscribe("status")
                 learned = await other.until(
@@ -69,8 +60,6 @@ async def test_the_relay_follows_a_halt_an_auction_and_the_reopen() -> None:
                     until,
                 )
                 await other.close()
-            finally:
-                await late.stop()
             await admin.send({"type": "set_status", "symbol": "AAPL", "status": "auction"})
             await feed.until(lambda m: m["type"] == "market_status" and m["status"] == "auction")
             await alice.send(

@@ -137,6 +137,20 @@ def apply(d: Driver, kind: str, account: str, arg: Any) -> None:
         d.send("", AdvanceTime())
 
 
+def assert_traded_only_when_open(events: list[Any]) -> None:
+    """Nothing trades while halted or in auction: the events of a command that began so hold
+    only the uncross (aggressor ``auction``) before its ``market_status`` open, and trades
+    after it."""
+    opened = next(
+        (i for i, e in enumerate(events) if isinstance(e, MarketStatus) and e.status == "open"),
+        None,
+    )
+    for i, event in enumerate(events):
+        if isinstance(event, Fill):
+            assert opened is not None, events
+            assert i > opened or event.aggressor == "auction", event
+
+
 def _pick(d: Driver, account: str, index: int) -> int:
     """The id of one of ``account``'s live orders (chosen by ``index``), else a missing id."""
     live = d.ex.open_orders(account)
@@ -159,21 +173,7 @@ def test_random_streams_keep_invariants_and_restore_exactly(
         state = d.ex.book(SYMBOL).state  # type: ignore[union-attr]
         apply(d, kind, account, arg)
         if state != "open":
-            # Nothing trades while halted or in auction: a command that began so trades only
-            # the uncross (aggressor auction) before its market_status open, and after it.
-            events = d.events[before:]
-            opened = next(
-                (
-                    i
-                    for i, e in enumerate(events)
-                    if isinstance(e, MarketStatus) and e.status == "open"
-                ),
-                None,
-            )
-            for i, event in enumerate(events):
-                if isinstance(event, Fill):
-                    assert opened is not None, (kind, arg)
-                    assert i > opened or event.aggressor == "auction", (kind, arg)
+            assert_traded_only_when_open(d.events[before:])
         if restored is not None:
             mark = len(restored.events)
             apply(restored, kind, account, arg)
@@ -215,18 +215,7 @@ def test_auctions_and_halts_keep_invariants_and_trade_only_when_open(
         state = d.ex.book(SYMBOL).state  # type: ignore[union-attr]
         apply(d, kind, account, arg)
         if state != "open":
-            events = d.events[before:]
-            opened = next(
-                (
-                    i
-                    for i, e in enumerate(events)
-                    if isinstance(e, MarketStatus) and e.status == "open"
-                ),
-                None,
-            )
-            for i, event in enumerate(events):
-                if isinstance(event, Fill):
-                    assert opened is not None and (i > opened or event.aggressor == "auction")
+            assert_traded_only_when_open(d.events[before:])
     book = d.ex.book(SYMBOL)
     assert book is not None and book.state == "open"
     assert not (book.best_bid and book.best_ask and book.best_bid >= book.best_ask)
